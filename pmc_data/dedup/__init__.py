@@ -1,0 +1,1 @@
+"""Global steps that remove duplicates and benchmark contamination."""

@@ -1,0 +1,104 @@
+"""Exact de-duplication by a hash of normalised text, with a deterministic survivor.
+
+Signatures (16-byte BLAKE2b of the case-folded, whitespace-collapsed text) are computed per
+shard in the worker pool; the decision is one polars sort over the signature table, so memory
+follows the number of documents, not their text.
+
+The survivor of each group is chosen by, in order: the license's place in
+``license_priority``, the source's place in ``source_priority`` (listed values first, in list
+order), the longer text, the smaller id, and the earlier position in the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pmc_data.registry import GlobalStep, StepArgs, register_step
+
+_WHITESPACE = re.compile(r"\s+")
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
+class ExactDedupArgs(StepArgs):
+    #: Compare case-folded text (``The`` equals ``the``).
+    casefold: bool = True
+    #: Ignore punctuation when comparing.
+    ignore_punctuation: bool = False
+    license_priority: list[str] = []
+    source_priority: list[str] = []
+
+
+def rank_expr(column: str, priority: list[str]) -> pl.Expr:
+    """Position of a value in a priority list; values not listed rank after all listed ones."""
+    if not priority:
+        return pl.lit(0, pl.Int32)
+    ranks = pl.DataFrame({column: priority, "rank": list(range(len(priority)))})
+    return (
+        pl.col(column)
+        .replace_strict(ranks[column], ranks["rank"], default=len(priority), return_dtype=pl.Int32)
+    )
+
+
+def survivor_order(frame: pl.DataFrame, args: ExactDedupArgs) -> pl.DataFrame:
+    """Rows sorted so that the first of each group is the deterministic survivor."""
+    return frame.with_columns(
+        _license_rank=rank_expr("license", args.license_priority),
+        _source_rank=rank_expr("source", args.source_priority),
+    ).sort(
+        ["_license_rank", "_source_rank", "length", "id", "_order"],
+        descending=[False, False, True, False, False],
+    )
+
+
+@register_step
+class ExactDedup(GlobalStep):
+    """Keeps one row per normalised text; the others are dropped as ``exact_duplicate``."""
+
+    name = "exact_dedup"
+    Args = ExactDedupArgs
+
+    def normalise(self, text: str) -> str:
+        if self.args.casefold:
+            text = text.casefold()
+        if self.args.ignore_punctuation:
+            text = _PUNCTUATION.sub("", text)
+        return _WHITESPACE.sub(" ", text).strip()
+
+    def signatures(self, batch: pa.Table) -> pa.Table:
+        texts = batch.column(self.text_column).to_pylist()
+        digests = [
+            hashlib.blake2b(self.normalise(t or "").encode(), digest_size=16).digest()
+            for t in texts
+        ]
+        return pa.table(
+            {
+                "hash": pa.array(digests, pa.binary(16)),
+                "id": batch.column("id"),
+                "license": batch.column("license"),
+                "source": batch.column("source"),
+                "length": pc.utf8_length(pc.fill_null(batch.column(self.text_column), "")),
+            }
+        )
+
+    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
+        ordered = survivor_order(signatures, self.args)
+        ranked = ordered.with_columns(
+            kept_id=pl.col("id").first().over("hash"),
+            _rank=pl.int_range(pl.len()).over("hash"),
+        )
+        dropped = ranked.filter(pl.col("_rank") > 0)
+        details = [orjson.dumps({"kept_id": k}).decode() for k in dropped["kept_id"].to_list()]
+        return pl.DataFrame(
+            {
+                "_order": dropped["_order"],
+                "reason": ["exact_duplicate"] * len(dropped),
+                "detail": details,
+            },
+            schema={"_order": pl.Int64, "reason": pl.String, "detail": pl.String},
+        ).sort("_order")

@@ -1,0 +1,24 @@
+"""Load a built dataset folder with ``datasets`` and print what a researcher would see.
+
+    python -m pmc_data.demo build/demo
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(folder: str) -> None:
+    from datasets import load_dataset
+
+    dataset = load_dataset(folder)
+    print(f"\nload_dataset({folder!r}) ->")
+    print(dataset)
+    for split, rows in dataset.items():
+        first = rows[0]
+        print(f"{split}[0]: id={first['id']!r} license={first['license']!r}")
+        print(f"  {first['text'][:160]}...")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "build/demo")

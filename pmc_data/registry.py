@@ -1,0 +1,255 @@
+"""The step and reader families, and the registry that recipes name them through.
+
+A recipe step is one of three kinds, each a small class with one job:
+
+- a :class:`Reader` turns one input unit (a file, a byte range of a file, an archive member)
+  into rows of the recipe's schema, and malformed input into :data:`REJECT_SCHEMA` rows;
+- a :class:`DocumentStep` is a pure function of one batch (a ``pyarrow.Table``): it returns the
+  rows it keeps and the rows it drops, each with a short machine-readable reason;
+- a :class:`GlobalStep` needs the whole corpus (dedup): it computes a compact signature per
+  row inside the worker pool, then decides on the signature table alone which rows to drop.
+
+Steps know nothing of the runner: counting, timing, rejects and resume live in
+:mod:`pmc_data.runner`. Registering a step makes it available to recipes by name::
+
+    @register_step
+    class Shout(TextTransform):
+        '''Upper-cases the text (an example, not a built-in).'''
+        name = "shout"
+
+        def transform(self, text: str) -> str:
+            return text.upper()
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict
+
+from pmc_data.schema import TEXT_COLUMN
+
+#: One row per dropped record or unreadable input, in every step's rejects.
+REJECT_SCHEMA = pa.schema(
+    [
+        ("step", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("id", pa.string()),
+        ("input_file", pa.string()),
+        ("input_member", pa.string()),
+        ("record", pa.string()),
+    ]
+)
+
+#: Columns a global step's ``decide`` returns: which row (``_order``) to drop, and why.
+DECISION_SCHEMA = {"_order": pl.Int64, "reason": pl.String, "detail": pl.String}
+
+#: Modules whose import registers the built-in steps and readers. Later families add theirs.
+BUILTIN_MODULES = (
+    "pmc_data.sources.documents",
+    "pmc_data.steps.text",
+    "pmc_data.steps.filters",
+    "pmc_data.dedup.exact",
+)
+
+
+class StepArgs(BaseModel):
+    """Base of every step's arguments: typed, defaulted, and strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class Dropped:
+    """Rows a step dropped, with one reason (and optional detail) per row."""
+
+    table: pa.Table
+    reasons: list[str]
+    details: list[str | None] | None = None
+
+
+@dataclass
+class StepOutput:
+    kept: pa.Table
+    dropped: Dropped | None = None
+
+
+class Step:
+    """Common base: a registered name, an ``Args`` model, and the dataset kind it runs on."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    Args: ClassVar[type[StepArgs]] = StepArgs
+
+    def __init__(self, args: StepArgs | None = None, schema: str = "medc_k") -> None:
+        self.args = args if args is not None else self.Args()
+        self.schema = schema
+
+    @property
+    def text_column(self) -> str:
+        return TEXT_COLUMN[self.schema]
+
+
+class DocumentStep(Step):
+    """A pure function of one batch; override :meth:`apply`, or use a subclass below."""
+
+    kind = "document"
+
+    def apply(self, batch: pa.Table) -> StepOutput:
+        raise NotImplementedError
+
+
+class TextTransform(DocumentStep):
+    """Rewrites text columns row by row; never drops. Override :meth:`transform`."""
+
+    def columns(self) -> Sequence[str]:
+        return (self.text_column,)
+
+    def transform(self, text: str) -> str:
+        raise NotImplementedError
+
+    def apply(self, batch: pa.Table) -> StepOutput:
+        for column in self.columns():
+            index = batch.schema.get_field_index(column)
+            values = batch.column(index).to_pylist()
+            rewritten = [None if v is None else self.transform(v) for v in values]
+            batch = batch.set_column(index, column, pa.array(rewritten, pa.string()))
+        return StepOutput(batch)
+
+
+class Filter(DocumentStep):
+    """Keeps or drops each row. Override :meth:`reasons`: ``None`` keeps, a string drops."""
+
+    def reasons(self, batch: pa.Table) -> Sequence[str | None] | pa.Array:
+        raise NotImplementedError
+
+    def apply(self, batch: pa.Table) -> StepOutput:
+        reasons = self.reasons(batch)
+        if not isinstance(reasons, pa.Array):
+            reasons = pa.array(reasons, pa.string())
+        keep = pc.is_null(reasons)
+        if pc.all(keep).as_py() is not False:
+            return StepOutput(batch)
+        drop = pc.invert(keep)
+        dropped = Dropped(batch.filter(drop), reasons.filter(drop).to_pylist())
+        return StepOutput(batch.filter(keep), dropped)
+
+
+class TextFilter(Filter):
+    """A filter that only needs the text. Override :meth:`check`."""
+
+    def check(self, text: str) -> str | None:
+        raise NotImplementedError
+
+    def reasons(self, batch: pa.Table) -> list[str | None]:
+        return [self.check(t or "") for t in batch.column(self.text_column).to_pylist()]
+
+
+class GlobalStep(Step):
+    """A step over the whole corpus, split so that it scales with signatures, not texts.
+
+    :meth:`signatures` runs per batch in the worker pool and returns one row per input row;
+    :meth:`decide` gets every live row's signature plus an ``_order`` column (the row's place
+    in the corpus, which also breaks ties) and returns the rows to drop as a frame with
+    :data:`DECISION_SCHEMA` columns.
+    """
+
+    kind = "global"
+
+    def signatures(self, batch: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of input a worker reads on its own: a whole file or a byte range of one."""
+
+    path: str
+    display: str
+    start: int = 0
+    end: int | None = None
+    member: str | None = None
+    size: int = 0
+    first_line: int = 1
+    #: Which concrete reader handles the unit, when a reader delegates by file type.
+    format: str = ""
+
+    def describe(self) -> str:
+        span = "" if self.end is None else f"[{self.start}:{self.end}]"
+        return f"{self.display}{span}" + (f"!{self.member}" if self.member else "")
+
+
+@dataclass
+class ReadResult:
+    """What a reader made of one unit: rows, input errors (REJECT_SCHEMA dicts), items seen."""
+
+    table: pa.Table
+    errors: list[dict]
+    items: int
+
+
+class Reader:
+    """Turns the files behind one named input into units, and each unit into rows."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str] = "reader"
+    Args: ClassVar[type[StepArgs]] = StepArgs
+
+    def __init__(self, args: StepArgs | None, schema: str, input_name: str) -> None:
+        self.args = args if args is not None else self.Args()
+        self.schema = schema
+        self.input_name = input_name
+
+    def plan(self, path: str, unit_bytes: int) -> list[Unit]:
+        raise NotImplementedError
+
+    def read(self, unit: Unit) -> ReadResult:
+        raise NotImplementedError
+
+    def describe_inputs(self, path: str) -> list[dict]:
+        """Input manifest entries (path, bytes, sha256 or revision) for the fingerprint."""
+        raise NotImplementedError
+
+
+STEPS: dict[str, type[Step]] = {}
+READERS: dict[str, type[Reader]] = {}
+
+
+def register_step(cls: type[Step]) -> type[Step]:
+    if cls.name in STEPS and STEPS[cls.name] is not cls:
+        raise ValueError(f"step {cls.name!r} is registered twice")
+    STEPS[cls.name] = cls
+    return cls
+
+
+def register_reader(cls: type[Reader]) -> type[Reader]:
+    if cls.name in READERS and READERS[cls.name] is not cls:
+        raise ValueError(f"reader {cls.name!r} is registered twice")
+    READERS[cls.name] = cls
+    return cls
+
+
+def load_builtins() -> None:
+    """Import the modules that register the built-in steps and readers (idempotent)."""
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def step_class(name: str) -> type[Step]:
+    load_builtins()
+    return STEPS[name]
+
+
+def reader_class(name: str) -> type[Reader]:
+    load_builtins()
+    return READERS[name]

@@ -1,0 +1,116 @@
+"""Finding, hashing and opening input files; shared by every reader.
+
+Paths in manifests and rows are *display* paths, ``<input name>/<path inside the input>``,
+so that no absolute or home path is ever written and moving the inputs keeps the fingerprint.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+HASH_BLOCK = 8 << 20
+
+
+def list_files(root: str | Path, suffixes: Iterable[str]) -> list[Path]:
+    """Files under ``root`` (itself if a file) whose name ends with one of ``suffixes``, sorted.
+
+    Hidden files and folders (``.work``, ``.git``) are skipped.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    suffixes = tuple(suffixes)
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.name.endswith(suffixes)
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def display_path(input_name: str, root: str | Path, path: str | Path) -> str:
+    """``docs/part-1.jsonl`` for ``path`` inside the input named ``docs`` rooted at ``root``."""
+    root, path = Path(root), Path(path)
+    inner = path.name if root.is_file() else path.relative_to(root).as_posix()
+    return f"{input_name}/{inner}"
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(input_name: str, root: str | Path, path: str | Path) -> dict:
+    """A manifest entry for one input file: display path, size and sha256."""
+    return {
+        "path": display_path(input_name, root, path),
+        "bytes": Path(path).stat().st_size,
+        "sha256": sha256_file(path),
+    }
+
+
+def compression_of(path: str | Path) -> str | None:
+    name = str(path)
+    if name.endswith(".gz"):
+        return "gzip"
+    if name.endswith(".zst"):
+        return "zstd"
+    return None
+
+
+def open_decompressed(path: str | Path) -> BinaryIO:
+    """A binary stream of the file's content, decompressing ``.gz`` and ``.zst`` on the fly."""
+    kind = compression_of(path)
+    raw = open(path, "rb")  # noqa: SIM115 - the returned stream owns it
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "zstd":
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        return io.BufferedReader(reader, buffer_size=1 << 20)
+    return raw
+
+
+def line_aligned_ranges(path: str | Path, unit_bytes: int) -> list[tuple[int, int, int]]:
+    """Split an uncompressed line file into ``(start, end, first_line)`` byte ranges.
+
+    Each range ends just after a newline (or at the end of the file) and is at least
+    ``unit_bytes`` long, so workers can read their range without seeing a partial line.
+
+    >>> line_aligned_ranges("three-lines.jsonl", unit_bytes=1 << 30)   # doctest: +SKIP
+    [(0, 123, 1)]
+    """
+    size = Path(path).stat().st_size
+    ranges: list[tuple[int, int, int]] = []
+    start, first_line, lines = 0, 1, 0
+    target = unit_bytes
+    position = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            offset = 0
+            while position + len(block) > target:
+                cut = block.find(b"\n", max(target - position, offset))
+                if cut < 0:
+                    break
+                lines += block.count(b"\n", offset, cut + 1)
+                end = position + cut + 1
+                ranges.append((start, end, first_line))
+                start, first_line = end, lines + 1
+                offset = cut + 1
+                target = end + unit_bytes
+            lines += block.count(b"\n", offset)
+            position += len(block)
+    if start < size or not ranges:
+        ranges.append((start, size, first_line))
+    return ranges

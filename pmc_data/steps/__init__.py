@@ -1,0 +1,1 @@
+"""Document steps: cleaning, filters, license policy, normalisation."""
