@@ -86,7 +86,11 @@ def card_metadata(template_meta: dict, manifest: dict, schema: str) -> dict:
         ],
         "dataset_info": {
             "features": features._to_yaml_list(),
-            "splits": [{"name": split, "num_examples": rows} for split, rows in splits.items()],
+            "splits": [
+                {"name": split, "num_bytes": manifest["split_stats"][split]["arrow_bytes"],
+                 "num_examples": rows}
+                for split, rows in splits.items()
+            ],
         },
     }
     extra = {k: v for k, v in template_meta.items() if k not in meta}

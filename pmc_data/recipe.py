@@ -136,12 +136,13 @@ class RecipeModel(_Strict):
             raise ValueError("use lowercase letters, digits, '.', '_' and '-'")
         return value
 
-    @field_validator("version")
+    @field_validator("version", mode="before")
     @classmethod
-    def _version(cls, value: str) -> str:
-        if not SEMVER.match(value):
-            raise ValueError(f"not a semantic version (X.Y.Z): {value!r}")
-        return value
+    def _version(cls, value: object) -> str:
+        # YAML reads an unquoted 1.2 as a number: say what is wrong with it, not its type.
+        if not SEMVER.match(str(value)):
+            raise ValueError("not a semantic version (X.Y.Z)")
+        return str(value)
 
 
 @dataclass

@@ -37,6 +37,7 @@ class CorpusStats:
         self.rows = 0
         self.chars = 0
         self.words = 0
+        self.arrow_bytes = 0
         self.lengths: list[np.ndarray] = []
         self.sources: Counter[str] = Counter()
         self.source_words: Counter[str] = Counter()
@@ -50,6 +51,7 @@ class CorpusStats:
             chars += pc.utf8_length(text).to_numpy(zero_copy_only=False)
             words += pc.count_substring_regex(text, r"\S+").to_numpy(zero_copy_only=False)
         self.rows += len(table)
+        self.arrow_bytes += table.nbytes
         self.chars += int(chars.sum())
         self.words += int(words.sum())
         self.lengths.append(chars)
@@ -71,6 +73,7 @@ class CorpusStats:
             "rows": self.rows,
             "characters": self.chars,
             "words": self.words,
+            "arrow_bytes": self.arrow_bytes,
             "chars_per_row": quantiles,
             "sources": dict(sorted(self.sources.items())),
             "words_per_source": dict(sorted(self.source_words.items())),

@@ -93,6 +93,11 @@ class RowBuilder:
             }
         )
 
+    def stream_error(self, reason: str, member: str, detail: str) -> None:
+        """An unreadable stretch of input (truncated or corrupt file) counts as one item."""
+        self.items += 1
+        self.error(reason, member, "", detail)
+
     def add_line(self, line: bytes, member: str) -> None:
         """Decode one JSONL line into a row or an input error."""
         self.items += 1
@@ -230,7 +235,7 @@ class JsonlReader(_FileReader):
         except (EOFError, zstandard.ZstdError, OSError) as exc:
             # Truncated or corrupt compressed stream: keep what was read, report the rest.
             reason = "corrupt_input" if number < unit.first_line else "truncated_input"
-            rows.error(reason, f"after line {number}", "", f"{type(exc).__name__}: {exc}")
+            rows.stream_error(reason, f"after line {number}", f"{type(exc).__name__}: {exc}")
         return rows.result()
 
 
@@ -279,7 +284,7 @@ class ParquetReader(_FileReader):
                     rows.add_record(record, f"row {first + offset}")
                 first += batch.num_rows
         except (OSError, pa.ArrowException) as exc:
-            rows.error("corrupt_input", f"row groups {unit.start}-{unit.end}", "", str(exc))
+            rows.stream_error("corrupt_input", f"row groups {unit.start}-{unit.end}", str(exc))
         return rows.result()
 
 
@@ -312,7 +317,7 @@ class DatasetFolderReader(_FileReader):
                         rows.add_record(record, f"row {offset + i}")
                     offset += batch.num_rows
         except (OSError, pa.ArrowException) as exc:
-            rows.error("corrupt_input", unit.display, "", str(exc))
+            rows.stream_error("corrupt_input", unit.display, str(exc))
         return rows.result()
 
 
@@ -412,7 +417,7 @@ class HubDatasetReader(Reader):
             for i, record in enumerate(shard):
                 rows.add_record(record, f"{unit.member} row {i}")
         except Exception as exc:  # noqa: BLE001 - any failure of a remote shard is an input error
-            rows.error("corrupt_input", unit.member or "", "", f"{type(exc).__name__}: {exc}")
+            rows.stream_error("corrupt_input", unit.member or "", f"{type(exc).__name__}: {exc}")
         return rows.result()
 
 

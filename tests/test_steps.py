@@ -1,0 +1,89 @@
+"""Document steps and exact dedup, on small tables with expected outputs."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from pmc_data.dedup.exact import ExactDedup, ExactDedupArgs
+from pmc_data.steps.filters import LengthFilter, LengthFilterArgs
+from pmc_data.steps.text import NormalizeText, NormalizeTextArgs
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Cafe\u0301 au\u00a0lait", "Café au lait"),                       # NFC, no-break space
+        ("soft\u00adhyphen and zero\u200bwidth\ufeff", "softhyphen and zerowidth"),
+        ("line one   \r\nline two\r\n\n\n\n\nline three  ", "line one\nline two\n\nline three"),
+        ("  indented\tand\t\ttabbed  ", "indented and tabbed"),
+        ("10\u2079 cells per m\u00b2", "10\u2079 cells per m\u00b2"),       # NFC keeps superscripts
+        ("bell\x07 and nul\x00", "bell and nul"),
+    ],
+)
+def test_normalize_text(raw, expected):
+    assert NormalizeText().transform(raw) == expected
+
+
+def test_normalize_text_options():
+    nfkc = NormalizeText(NormalizeTextArgs(form="NFKC"))
+    assert nfkc.transform("m\u00b2 \ufb01le") == "m2 file"
+    keep_blank = NormalizeText(NormalizeTextArgs(max_blank_lines=2))
+    assert keep_blank.transform("a\n\n\n\n\nb") == "a\n\n\nb"
+
+
+def test_normalize_applies_to_instruction_columns():
+    step = NormalizeText(schema="medc_i")
+    batch = pa.table({"instruction": ["Q\u00a0 one"], "input": [None], "output": ["A  b"]})
+    out = step.apply(batch).kept.to_pylist()
+    assert out == [{"instruction": "Q one", "input": None, "output": "A b"}]
+
+
+def test_length_filter_reasons_and_accounting():
+    batch = pa.table({"text": ["one two three four", "one", "a " * 50, None], "id": list("abcd")})
+    step = LengthFilter(LengthFilterArgs(min_words=2, max_words=10))
+    out = step.apply(batch)
+    assert out.kept.column("id").to_pylist() == ["a"]
+    assert out.dropped.table.column("id").to_pylist() == ["b", "c", "d"]
+    assert out.dropped.reasons == ["too_short", "too_long", "too_short"]
+    chars = LengthFilter(LengthFilterArgs(min_chars=5)).apply(batch)
+    assert chars.kept.column("id").to_pylist() == ["a", "c"]
+
+
+def dedup_frame(rows: list[dict], step: ExactDedup) -> pl.DataFrame:
+    table = pa.Table.from_pylist(rows)
+    signatures = pl.from_arrow(step.signatures(table))
+    return signatures.with_columns(_order=pl.int_range(pl.len(), dtype=pl.Int64))
+
+
+def test_exact_dedup_groups_normalised_text_and_picks_survivor():
+    step = ExactDedup(ExactDedupArgs(license_priority=["CC0-1.0", "CC-BY-4.0"]))
+    rows = [
+        {"id": "b", "text": "Same  text.", "license": "CC-BY-4.0", "source": "pmc"},
+        {"id": "a", "text": "same text.", "license": "CC-BY-4.0", "source": "pmc"},
+        {"id": "z", "text": "SAME TEXT.", "license": "CC0-1.0", "source": "pmc"},
+        {"id": "c", "text": "Different text.", "license": "CC-BY-4.0", "source": "pmc"},
+        {"id": "d", "text": "same text!", "license": "CC-BY-4.0", "source": "pmc"},
+    ]
+    decided = step.decide(dedup_frame(rows, step))
+    assert decided["_order"].to_list() == [0, 1]
+    assert decided["reason"].to_list() == ["exact_duplicate"] * 2
+    assert decided["detail"].to_list() == ['{"kept_id":"z"}'] * 2
+    loose = ExactDedup(ExactDedupArgs(ignore_punctuation=True))
+    decided = loose.decide(dedup_frame(rows, loose))
+    # Without a license preference the longer text ("Same  text.") survives; "!" no longer
+    # matters, so four rows form one group.
+    assert sorted(decided["_order"].to_list()) == [1, 2, 4]
+    assert set(decided["detail"].to_list()) == {'{"kept_id":"b"}'}
+
+
+def test_exact_dedup_prefers_source_then_longer_text():
+    step = ExactDedup(ExactDedupArgs(source_priority=["books", "pmc"]))
+    rows = [
+        {"id": "1", "text": "Text", "license": "x", "source": "general"},
+        {"id": "2", "text": "text", "license": "x", "source": "pmc"},
+        {"id": "3", "text": "text ", "license": "x", "source": "pmc"},
+    ]
+    decided = step.decide(dedup_frame(rows, step))
+    assert decided["detail"].to_list() == ['{"kept_id":"3"}'] * 2
