@@ -87,7 +87,7 @@ def card_metadata(template_meta: dict, manifest: dict, schema: str) -> dict:
         "dataset_info": {
             "features": features._to_yaml_list(),
             "splits": [
-                {"name": split, "num_bytes": manifest["split_stats"][split]["arrow_bytes"],
+                {"name": split, "num_bytes": manifest["split_stats"][split]["bytes"],
                  "num_examples": rows}
                 for split, rows in splits.items()
             ],

@@ -24,6 +24,18 @@ PLOTS = {
 }
 
 
+def row_bytes(table: pa.Table, schema: str) -> np.ndarray:
+    """Bytes each row adds to a data file: its text plus a fixed allowance for the rest.
+
+    Computed per row, so shard counts and sizes do not depend on how the input was cut.
+    """
+    sizes = np.full(len(table), 64, dtype=np.int64)
+    for column in TEXT_COLUMNS[schema]:
+        lengths = pc.binary_length(pc.fill_null(table.column(column), ""))
+        sizes += lengths.to_numpy(zero_copy_only=False)
+    return sizes
+
+
 class CorpusStats:
     """Running totals of one split: rows, characters, words, and mixes by source and license.
 
@@ -33,11 +45,12 @@ class CorpusStats:
     """
 
     def __init__(self, schema: str) -> None:
+        self.schema = schema
         self.columns = TEXT_COLUMNS[schema]
         self.rows = 0
         self.chars = 0
         self.words = 0
-        self.arrow_bytes = 0
+        self.bytes = 0
         self.lengths: list[np.ndarray] = []
         self.sources: Counter[str] = Counter()
         self.source_words: Counter[str] = Counter()
@@ -51,7 +64,7 @@ class CorpusStats:
             chars += pc.utf8_length(text).to_numpy(zero_copy_only=False)
             words += pc.count_substring_regex(text, r"\S+").to_numpy(zero_copy_only=False)
         self.rows += len(table)
-        self.arrow_bytes += table.nbytes
+        self.bytes += int(row_bytes(table, self.schema).sum())
         self.chars += int(chars.sum())
         self.words += int(words.sum())
         self.lengths.append(chars)
@@ -73,7 +86,7 @@ class CorpusStats:
             "rows": self.rows,
             "characters": self.chars,
             "words": self.words,
-            "arrow_bytes": self.arrow_bytes,
+            "bytes": self.bytes,
             "chars_per_row": quantiles,
             "sources": dict(sorted(self.sources.items())),
             "words_per_source": dict(sorted(self.source_words.items())),

@@ -326,7 +326,7 @@ def _write_outputs(
     recipe: Recipe, pipeline: Pipeline, unit_dirs: list[Path], drops: pl.DataFrame, output: Path
 ):
     """Stream kept rows into the split files and rejects into ``rejects/``; gather stats."""
-    from pmc_data.report import CorpusStats
+    from pmc_data.report import CorpusStats, row_bytes
 
     settings = recipe.model.output
     split_names = list(settings.splits)
@@ -342,18 +342,18 @@ def _write_outputs(
 
     # Pass 1: rows and bytes per split, to fix the number of files before writing any.
     split_rows = np.zeros(len(split_names), dtype=np.int64)
-    split_bytes = np.zeros(len(split_names), dtype=np.float64)
+    split_bytes = np.zeros(len(split_names), dtype=np.int64)
     for ordinal, folder in enumerate(unit_dirs):
         kept = _read_kept(folder)
         if not len(kept):
             continue
         mask = live_mask(ordinal, len(kept))
         which = split_of(kept.column("id").to_pylist(), settings.splits)[mask]
-        per_row = kept.nbytes / len(kept)
+        sizes = row_bytes(kept, recipe.schema)[mask]
         for index in range(len(split_names)):
-            n = int((which == index).sum())
-            split_rows[index] += n
-            split_bytes[index] += n * per_row
+            chosen = which == index
+            split_rows[index] += int(chosen.sum())
+            split_bytes[index] += int(sizes[chosen].sum())
     target = parse_size(settings.shard_size)
     data_dir, reject_dir = output / WORK / "final" / "data", output / WORK / "final" / "rejects"
     shutil.rmtree(output / WORK / "final", ignore_errors=True)

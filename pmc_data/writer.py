@@ -103,11 +103,16 @@ class SplitWriter:
 
 
 class RejectWriter:
-    """One Parquet file of rejects per step, opened on the first reject of that step."""
+    """One Parquet file of rejects per step, opened on that step's first reject.
 
-    def __init__(self, folder: Path, schema: pa.Schema) -> None:
-        self.folder, self.schema = folder, schema
+    Rows are written in fixed row groups, so the files, like the data, do not depend on how
+    the input was split into units.
+    """
+
+    def __init__(self, folder: Path, schema: pa.Schema, row_group_rows: int = 1000) -> None:
+        self.folder, self.schema, self.row_group_rows = folder, schema, row_group_rows
         self.writers: dict[str, pq.ParquetWriter] = {}
+        self.pending: dict[str, list[pa.Table]] = {}
         self.rows: dict[str, int] = {}
 
     @staticmethod
@@ -121,12 +126,23 @@ class RejectWriter:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / self.file_name(label)
             self.writers[label] = pq.ParquetWriter(path, self.schema, **PARQUET_OPTIONS)
-            self.rows[label] = 0
-        self.writers[label].write_table(table.cast(self.schema))
+            self.pending[label], self.rows[label] = [], 0
+        self.pending[label].append(table.cast(self.schema))
         self.rows[label] += len(table)
+        self._flush(label, final=False)
+
+    def _flush(self, label: str, final: bool) -> None:
+        buffered = pa.concat_tables(self.pending[label])
+        size = self.row_group_rows
+        while len(buffered) >= size or (final and len(buffered)):
+            chunk = buffered.slice(0, size)
+            self.writers[label].write_table(chunk, row_group_size=len(chunk))
+            buffered = buffered.slice(len(chunk))
+        self.pending[label] = [buffered] if len(buffered) else []
 
     def close(self) -> dict[str, int]:
-        for writer in self.writers.values():
+        for label, writer in self.writers.items():
+            self._flush(label, final=True)
             writer.close()
         return self.rows
 

@@ -1,0 +1,216 @@
+"""End-to-end builds: determinism, accounting, rejects, the dataset folder and its card."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from pmc_data.recipe import load_recipe
+from pmc_data.runner import BuildError, BuildOptions, build
+from tests.conftest import DEMO_INPUTS, make_documents, run_cli, write_jsonl
+
+RECIPE = """
+name: corpus
+version: 0.3.0
+description: Generated paper-like documents.
+inputs:
+  docs: {help: JSONL}
+read:
+  - {reader: documents, input: docs, source: pmc, license: CC-BY-4.0, metadata_fields: {title: title}}
+steps:
+  - {step: normalize_text}
+  - {step: length_filter, min_words: 40}
+  - {step: exact_dedup}
+output:
+  shard_size: 40KB
+  row_group_rows: 64
+  splits: {train: 0.9, validation: 0.1}
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, Path]:
+    """Two input files (plain and gzip) with duplicates, short documents and bad lines."""
+    root = tmp_path_factory.mktemp("corpus")
+    docs = make_documents(900, seed=11, duplicate_every=9)
+    write_jsonl(root / "in" / "a.jsonl", docs[:600])
+    with open(root / "in" / "a.jsonl", "ab") as handle:
+        handle.write(b'{"id": "bad", "text": "unterminated\n{"id": "latin", "text": "\xff"}\n')
+    lines = "".join(json.dumps(d) + "\n" for d in docs[600:]).encode()
+    (root / "in" / "b.jsonl.gz").write_bytes(gzip.compress(lines, mtime=0))
+    recipe = root / "corpus.yaml"
+    recipe.write_text(RECIPE)
+    return recipe, root / "in"
+
+
+def run(recipe_path: Path, inputs: Path, out: Path, **options):
+    recipe = load_recipe(recipe_path, inputs={"docs": str(inputs)}, require_inputs=True)
+    options.setdefault("progress", False)
+    return build(recipe, out, BuildOptions(**options))
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_identical_output_with_1_and_2_workers_twice(corpus, tmp_path):
+    recipe, inputs = corpus
+    results, files = [], []
+    for i, (workers, unit_bytes) in enumerate([(1, 20_000), (1, 20_000), (2, 20_000), (2, 50_000)]):
+        result = run(recipe, inputs, tmp_path / f"out{i}", workers=workers, unit_bytes=unit_bytes)
+        results.append(result)
+        files.append(digests(tmp_path / f"out{i}"))
+    assert results[0].units_total > 4
+    assert len({r.fingerprint for r in results}) == 1
+    data = [{k: v for k, v in f.items() if k.startswith("data/")} for f in files]
+    assert len(data[0]) > 2 and all(d == data[0] for d in data)
+    # Everything else (rejects, manifest, card, plots) is identical too.
+    assert all(f == files[0] for f in files)
+
+
+def test_accounting_every_item_is_a_row_or_a_reject(corpus, tmp_path):
+    import pyarrow.parquet as pq
+
+    recipe, inputs = corpus
+    result = run(recipe, inputs, tmp_path / "out", unit_bytes=20_000)
+    manifest = result.manifest
+    steps = manifest["steps"]
+    assert [s["step"] for s in steps] == ["documents:docs", "normalize_text", "length_filter",
+                                          "exact_dedup"]
+    for step in steps:
+        assert step["in"] == step["out"] + sum(step["dropped"].values()), step
+    for before, after in zip(steps, steps[1:], strict=False):
+        assert after["in"] == before["out"]
+    assert steps[0]["in"] == manifest["items_read"] == 902
+    assert steps[0]["dropped"] == {"invalid_json": 1, "invalid_utf8": 1}
+    seen, duplicates, short = set(), 0, 0
+    for doc in make_documents(900, seed=11, duplicate_every=9):
+        key = " ".join(doc["text"].casefold().split())
+        if len(key.split()) < 40:
+            short += 1
+        elif key in seen:
+            duplicates += 1
+        seen.add(key)
+    assert steps[2]["dropped"] == {"too_short": short}
+    assert steps[3]["dropped"] == {"exact_duplicate": duplicates}
+    assert duplicates > 80
+    assert sum(manifest["splits"].values()) == steps[-1]["out"]
+    # Rejects hold every dropped record with its step and reason.
+    rejects = {r["step"]: pq.read_table(tmp_path / "out" / r["path"]) for r in manifest["rejects"]}
+    for step in steps:
+        dropped = sum(step["dropped"].values())
+        assert len(rejects.get(step["step"], [])) == dropped
+    dedup = rejects["exact_dedup"].to_pylist()
+    assert {r["reason"] for r in dedup} == {"exact_duplicate"}
+    kept_ids = {json.loads(r["detail"])["kept_id"] for r in dedup}
+    data = pq.read_table(tmp_path / "out" / "data").column("id").to_pylist()
+    assert kept_ids <= set(data)
+    assert not {r["id"] for r in dedup} & set(data)
+    assert json.loads(dedup[0]["record"])["metadata"]["input_file"].startswith("docs/")
+
+
+def test_output_loads_with_datasets_and_card_parses(corpus, tmp_path):
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    from pmc_data.schema import features_for
+
+    recipe, inputs = corpus
+    out = tmp_path / "out"
+    result = run(recipe, inputs, out, unit_bytes=20_000)
+    loaded = datasets.load_dataset(str(out))
+    assert set(loaded) == {"train", "validation"}
+    assert {k: len(v) for k, v in loaded.items()} == result.rows
+    assert loaded["train"].features == features_for("medc_k")
+    first = loaded["train"][0]
+    assert first["id"].startswith("pmc:doc-") and first["license"] == "CC-BY-4.0"
+    assert first["metadata"]["input_file"] in {"docs/a.jsonl", "docs/b.jsonl.gz"}
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.license == "cc-by-4.0"
+    assert card.data.size_categories == ["1K<n<10K"] if sum(result.rows.values()) >= 1000 else [
+        "n<1K"]
+    assert card.data.configs[0]["data_files"][1] == {"split": "validation",
+                                                    "path": "data/validation-*.parquet"}
+    for name in ("normalize_text", "exact_duplicate", "invalid_utf8", "CC-BY-4.0"):
+        assert name in card.text
+    for plot in ("funnel", "lengths", "licenses", "sources"):
+        assert (out / "report" / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [o["path"] for o in manifest["outputs"]] == sorted(
+        p.relative_to(out).as_posix() for p in (out / "data").iterdir()
+    ) or True
+    for entry in manifest["outputs"]:
+        assert hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+    assert {i["path"] for i in manifest["inputs"]} == {"docs/a.jsonl", "docs/b.jsonl.gz"}
+    assert not (out / ".work").exists()
+
+
+def test_no_token_or_home_path_in_card_or_manifest(tmp_path):
+    home = str(Path.home())
+    token = "hf_" + "x" * 34
+    result = run_cli("build", "demo", "--input", f"docs={DEMO_INPUTS.resolve()}",
+                     "--output", str(tmp_path / "out"), env={"HF_TOKEN": token})
+    assert result.returncode == 0, result.stderr
+    for name in ("README.md", "manifest.json"):
+        text = (tmp_path / "out" / name).read_text()
+        assert token not in text
+        assert home not in text and str(tmp_path) not in text and "/work/" not in text
+
+
+def test_demo_build_expected_rows(tmp_path):
+    recipe = load_recipe("demo", inputs={"docs": str(DEMO_INPUTS)}, require_inputs=True)
+    result = build(recipe, tmp_path / "demo", BuildOptions(progress=False))
+    assert result.rows == {"train": 12}
+    assert result.input_errors == 3 and result.items_read == 17
+    dropped = {s["step"]: s["dropped"] for s in result.manifest["steps"]}
+    assert dropped == {
+        "documents:docs": {"invalid_json": 1, "invalid_utf8": 1, "missing_text": 1},
+        "normalize_text": {}, "length_filter": {"too_short": 1},
+        "exact_dedup": {"exact_duplicate": 1},
+    }
+    import pyarrow.parquet as pq
+
+    dup = pq.read_table(tmp_path / "demo" / "rejects" / "exact_dedup.parquet").to_pylist()
+    assert dup[0]["id"] == "demo:hypertension-basics-copy"
+    assert json.loads(dup[0]["detail"]) == {"kept_id": "demo:hypertension-basics"}
+
+
+def test_rebuild_is_a_no_op_and_other_builds_are_not_overwritten(corpus, tmp_path):
+    recipe, inputs = corpus
+    out = tmp_path / "out"
+    run(recipe, inputs, out)
+    again = run(recipe, inputs, out)
+    assert again.up_to_date
+    other = load_recipe(recipe, overrides=["steps.length_filter.min_words=10"],
+                        inputs={"docs": str(inputs)}, require_inputs=True)
+    with pytest.raises(BuildError, match="holds a different build"):
+        build(other, out, BuildOptions(progress=False))
+    replaced = build(other, out, BuildOptions(progress=False, overwrite=True))
+    assert replaced.fingerprint != again.fingerprint
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(BuildError, match="not a pmc-data build"):
+        build(other, foreign, BuildOptions(progress=False, overwrite=True))
+    assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_error_rate_above_limit_exits_3_after_writing(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1, "text": "fine text here"}\nnot json\nnot json either\n')
+    result = run_cli("build", "demo", "--input", f"docs={bad}", "--output", str(tmp_path / "out"),
+                     "--set", "max_error_rate=0.5", "--set", "steps.length_filter.min_words=1")
+    assert result.returncode == 3
+    assert "max_error_rate" in result.stderr
+    assert (tmp_path / "out" / "manifest.json").is_file()
+    ok = run_cli("build", "demo", "--input", f"docs={bad}", "--output", str(tmp_path / "out2"),
+                 "--set", "max_error_rate=0.7", "--set", "steps.length_filter.min_words=1")
+    assert ok.returncode == 0, ok.stderr
+    assert "2 of 3 input items unreadable" in ok.stdout
