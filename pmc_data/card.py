@@ -26,14 +26,37 @@ from pmc_data.schema import features_for
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
 #: Licenses the Hub knows by id; anything else is ``other`` (with the SPDX ids in the body).
 HUB_LICENSES = {
-    "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0",
-    "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0",
-    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0",
-    "cc-by-nc-sa-4.0", "odc-by", "odbl", "pddl", "apache-2.0", "mit", "bsd-3-clause",
+    "cc0-1.0",
+    "cc-by-2.0",
+    "cc-by-2.5",
+    "cc-by-3.0",
+    "cc-by-4.0",
+    "cc-by-sa-3.0",
+    "cc-by-sa-4.0",
+    "cc-by-nc-2.0",
+    "cc-by-nc-3.0",
+    "cc-by-nc-4.0",
+    "cc-by-nd-4.0",
+    "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0",
+    "cc-by-nc-sa-2.0",
+    "cc-by-nc-sa-3.0",
+    "cc-by-nc-sa-4.0",
+    "odc-by",
+    "odbl",
+    "pddl",
+    "apache-2.0",
+    "mit",
+    "bsd-3-clause",
 }
 SIZE_CATEGORIES = [
-    (1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
 ]
 
 
@@ -61,7 +84,7 @@ def split_template(text: str) -> tuple[dict, str]:
     match = FRONT_MATTER.match(text)
     if not match:
         return {}, text
-    return yaml.safe_load(match.group(1)) or {}, text[match.end():]
+    return yaml.safe_load(match.group(1)) or {}, text[match.end() :]
 
 
 def card_metadata(template_meta: dict, manifest: dict, schema: str) -> dict:
@@ -87,8 +110,11 @@ def card_metadata(template_meta: dict, manifest: dict, schema: str) -> dict:
         "dataset_info": {
             "features": features._to_yaml_list(),
             "splits": [
-                {"name": split, "num_bytes": manifest["split_stats"][split]["bytes"],
-                 "num_examples": rows}
+                {
+                    "name": split,
+                    "num_bytes": manifest["split_stats"][split]["bytes"],
+                    "num_examples": rows,
+                }
                 for split, rows in splits.items()
             ],
         },
@@ -106,12 +132,18 @@ def render_card(recipe, manifest: dict, templates: Path | None = None) -> str:
         raise FileNotFoundError(f"no dataset card template {path.name} in {folder}")
     template_meta, body = split_template(path.read_text(encoding="utf-8"))
     env = Environment(
-        loader=FileSystemLoader(str(folder)), undefined=StrictUndefined, keep_trailing_newline=True,
-        trim_blocks=True, lstrip_blocks=True,
+        loader=FileSystemLoader(str(folder)),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["thousands"] = lambda n: f"{n:,}"
     text = env.from_string(body).render(
-        m=manifest, recipe=recipe.resolved(), plots=PLOTS, template=template_meta,
+        m=manifest,
+        recipe=recipe.resolved(),
+        plots=PLOTS,
+        template=template_meta,
     )
     meta = card_metadata(template_meta, manifest, recipe.schema)
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)

@@ -39,11 +39,26 @@ def _usage_error(message: str) -> int:
 
 
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="recipe file, or built-in name such as demo or medc_k/pmc_oa")
-    parser.add_argument("--input", "-i", action="append", default=[], metavar="NAME=PATH",
-                        help="fill a named input of the recipe (repeatable)")
-    parser.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
-                        dest="overrides", help="override a recipe field, e.g. steps.length_filter.min_words=50")
+    parser.add_argument(
+        "recipe", help="recipe file, or built-in name such as demo or medc_k/pmc_oa"
+    )
+    parser.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="fill a named input of the recipe (repeatable)",
+    )
+    parser.add_argument(
+        "--set",
+        "-s",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a recipe field, e.g. steps.length_filter.min_words=50",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,10 +71,17 @@ def parser() -> argparse.ArgumentParser:
     _add_recipe_args(build)
     build.add_argument("--output", "-o", required=True, type=Path, help="dataset folder to write")
     build.add_argument("--workers", "-w", type=int, default=1, help="worker processes (default 1)")
-    build.add_argument("--unit-size", default="32MB",
-                       help="input bytes per work unit (default 32MB; smaller resumes finer)")
-    build.add_argument("--overwrite", action="store_true", help="replace a different build in --output")
-    build.add_argument("--keep-work", action="store_true", help="keep DIR/.work (unit results, signatures)")
+    build.add_argument(
+        "--unit-size",
+        default="32MB",
+        help="input bytes per work unit (default 32MB; smaller resumes finer)",
+    )
+    build.add_argument(
+        "--overwrite", action="store_true", help="replace a different build in --output"
+    )
+    build.add_argument(
+        "--keep-work", action="store_true", help="keep DIR/.work (unit results, signatures)"
+    )
 
     validate = commands.add_parser("validate", help="check a recipe without running it")
     _add_recipe_args(validate)
@@ -85,24 +107,35 @@ def _build(args) -> int:
     from pmc_data.recipe import load_recipe, parse_size
     from pmc_data.runner import BuildOptions, build
 
-    recipe = load_recipe(args.recipe, args.overrides, _pairs(args.input, "--input"), require_inputs=True)
+    recipe = load_recipe(
+        args.recipe, args.overrides, _pairs(args.input, "--input"), require_inputs=True
+    )
     if args.workers < 1:
         return _usage_error("--workers must be at least 1")
     options = BuildOptions(
-        workers=args.workers, unit_bytes=parse_size(args.unit_size), overwrite=args.overwrite,
-        progress=not args.quiet and sys.stderr.isatty() or os.environ.get("PMC_DATA_PROGRESS") == "1",
+        workers=args.workers,
+        unit_bytes=parse_size(args.unit_size),
+        overwrite=args.overwrite,
+        progress=(not args.quiet and sys.stderr.isatty())
+        or os.environ.get("PMC_DATA_PROGRESS") == "1",
         keep_work=args.keep_work,
     )
     result = build(recipe, args.output, options)
     if result.up_to_date:
-        print(f"{args.output}: already built with this recipe and inputs (fingerprint {result.fingerprint[:12]})")
+        fp = result.fingerprint[:12]
+        print(f"{args.output}: already built with this recipe and inputs (fingerprint {fp})")
         return 0
     rows = ", ".join(f"{split} {n:,}" for split, n in result.rows.items())
-    print(f"built {args.output}: {rows} rows; {result.input_errors:,} of {result.items_read:,} "
-          f"input items unreadable; {result.units_resumed} of {result.units_total} units resumed")
+    print(
+        f"built {args.output}: {rows} rows; {result.input_errors:,} of {result.items_read:,} "
+        f"input items unreadable; {result.units_resumed} of {result.units_total} units resumed"
+    )
     if result.error_rate_exceeded:
-        print(f"pmc-data: error: unreadable input above max_error_rate "
-              f"{recipe.model.max_error_rate}; see {args.output}/rejects", file=sys.stderr)
+        print(
+            f"pmc-data: error: unreadable input above max_error_rate "
+            f"{recipe.model.max_error_rate}; see {args.output}/rejects",
+            file=sys.stderr,
+        )
         return 3
     return 0
 
@@ -112,8 +145,10 @@ def _validate(args) -> int:
 
     inputs = _pairs(args.input, "--input")
     recipe = load_recipe(args.recipe, args.overrides, inputs, require_inputs=bool(inputs))
-    print(f"{recipe.path}: ok ({recipe.name} {recipe.model.version}, {len(recipe.readers)} reader(s), "
-          f"{len(recipe.steps)} step(s))")
+    print(
+        f"{recipe.path}: ok ({recipe.name} {recipe.model.version}, "
+        f"{len(recipe.readers)} reader(s), {len(recipe.steps)} step(s))"
+    )
     return 0
 
 
@@ -158,10 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     from pmc_data.runner import BuildError
 
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
-    handler = {"build": _build, "validate": _validate, "recipes": _recipes,
-               "inspect": _inspect, "publish": _publish}[args.command]
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    handler = {
+        "build": _build,
+        "validate": _validate,
+        "recipes": _recipes,
+        "inspect": _inspect,
+        "publish": _publish,
+    }[args.command]
     try:
         return handler(args)
     except (RecipeError, BuildError, PublishError, FileNotFoundError) as exc:

@@ -1,6 +1,6 @@
 """Load a built dataset folder with ``datasets`` and print what a researcher would see.
 
-    python -m pmc_data.demo build/demo
+python -m pmc_data.demo build/demo
 """
 
 from __future__ import annotations

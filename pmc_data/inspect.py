@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 def _short(value: object, width: int) -> str:
     if isinstance(value, dict):
         value = {k: v for k, v in value.items() if v is not None}
-    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
+    text = (
+        json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
+    )
     text = " ".join(text.split())
     return textwrap.shorten(text, width, placeholder=" ...") if len(text) > width else text
 
@@ -25,8 +27,10 @@ def summarize(folder: Path, samples: int = 3, width: int = 100) -> str:
     m = json.loads(manifest_path.read_text())
     totals = m["totals"]
     lines = [
-        f"{m['name']} {m['version']}  (fingerprint {m['fingerprint'][:12]}, recipe {m['recipe_file']})",
-        "splits: " + ", ".join(f"{k} {v:,} rows" for k, v in m["splits"].items())
+        f"{m['name']} {m['version']}  (fingerprint {m['fingerprint'][:12]}, "
+        f"recipe {m['recipe_file']})",
+        "splits: "
+        + ", ".join(f"{k} {v:,} rows" for k, v in m["splits"].items())
         + f"; {totals['words']:,} words, {totals['characters']:,} characters",
         f"input items: {m['items_read']:,} read, {m['input_errors']:,} unreadable",
         "",
@@ -45,7 +49,12 @@ def summarize(folder: Path, samples: int = 3, width: int = 100) -> str:
         table = pq.ParquetFile(folder / files[0]["path"]).read_row_group(0)
         lines += ["", f"first {min(samples, len(table))} rows of {files[0]['path']}:"]
         for row in table.slice(0, samples).to_pylist():
-            lines.append("  - " + "; ".join(
-                f"{key}: {_short(value, width)}" for key, value in row.items() if value is not None
-            ))
+            lines.append(
+                "  - "
+                + "; ".join(
+                    f"{key}: {_short(value, width)}"
+                    for key, value in row.items()
+                    if value is not None
+                )
+            )
     return "\n".join(lines)

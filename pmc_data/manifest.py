@@ -16,8 +16,18 @@ from pmc_data.report import CorpusStats
 from pmc_data.writer import RejectWriter, file_record
 
 DEPENDENCIES = (
-    "polars", "pyarrow", "datasets", "huggingface-hub", "datasketch", "pymupdf", "spacy",
-    "orjson", "zstandard", "pydantic", "torch", "transformers",
+    "polars",
+    "pyarrow",
+    "datasets",
+    "huggingface-hub",
+    "datasketch",
+    "pymupdf",
+    "spacy",
+    "orjson",
+    "zstandard",
+    "pydantic",
+    "torch",
+    "transformers",
 )
 
 
@@ -32,8 +42,14 @@ def dependency_versions() -> dict[str, str]:
 
 
 def merged_stats(stats: dict[str, CorpusStats]) -> dict:
-    totals: dict = {"rows": 0, "characters": 0, "words": 0, "sources": {}, "licenses": {},
-                    "words_per_source": {}}
+    totals: dict = {
+        "rows": 0,
+        "characters": 0,
+        "words": 0,
+        "sources": {},
+        "licenses": {},
+        "words_per_source": {},
+    }
     for s in stats.values():
         summary = s.summary()
         for key in ("rows", "characters", "words"):
@@ -47,15 +63,22 @@ def merged_stats(stats: dict[str, CorpusStats]) -> dict:
 
 
 def make_manifest(
-    recipe, resolved: dict, fp: str, inputs: list[dict], counts: dict, labels: list[str],
-    files: dict[str, list[Path]], reject_rows: dict[str, int], stats: dict[str, CorpusStats],
-    output: Path, items: int, errors: int,
+    recipe,
+    resolved: dict,
+    fp: str,
+    inputs: list[dict],
+    counts: dict,
+    labels: list[str],
+    files: dict[str, list[Path]],
+    reject_rows: dict[str, int],
+    stats: dict[str, CorpusStats],
+    output: Path,
+    items: int,
+    errors: int,
 ) -> dict:
     """The manifest of a finished build (data files must already be in ``output/data``)."""
     kinds = {label: "reader" for label in labels[: len(recipe.readers)]}
-    steps = [
-        {"step": label, "kind": kinds.get(label, "step")} | counts[label] for label in labels
-    ]
+    steps = [{"step": label, "kind": kinds.get(label, "step")} | counts[label] for label in labels]
     outputs = [
         file_record(output / "data" / path.name, output) | {"split": split}
         for split, paths in files.items()

@@ -42,7 +42,9 @@ def dataset_files(folder: Path) -> list[str]:
     files = [name for name in PUBLISHED_FILES if (folder / name).is_file()]
     for sub in PUBLISHED:
         if (folder / sub).is_dir():
-            files += [p.relative_to(folder).as_posix() for p in (folder / sub).rglob("*") if p.is_file()]
+            files += [
+                p.relative_to(folder).as_posix() for p in (folder / sub).rglob("*") if p.is_file()
+            ]
     return sorted(files)
 
 
@@ -69,8 +71,9 @@ def record_publication(folder: Path, entry: dict) -> None:
     path.write_text(json.dumps([*entries, entry], indent=2) + "\n")
 
 
-def publish_to_store(folder: Path, store: str, name: str | None = None,
-                     version: str | None = None) -> str:
+def publish_to_store(
+    folder: Path, store: str, name: str | None = None, version: str | None = None
+) -> str:
     """Copy the dataset to ``store/NAME/vX.Y.Z/``; returns that location.
 
     The copy goes to a hidden staging folder first and is moved into place whole, so a
@@ -112,12 +115,15 @@ class HubCommitPlan:
     def operations(self) -> list:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-        adds = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(local)) for p, local in self.add]
+        adds = [
+            CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(local)) for p, local in self.add
+        ]
         return adds + [CommitOperationDelete(path_in_repo=p) for p in self.delete]
 
 
-def plan_hub_commit(folder: Path, repo_id: str, version: str | None,
-                    existing: list[str], tags: list[str]) -> HubCommitPlan:
+def plan_hub_commit(
+    folder: Path, repo_id: str, version: str | None, existing: list[str], tags: list[str]
+) -> HubCommitPlan:
     """What to add, delete and tag, given the repo's current files and tags."""
     folder = Path(folder)
     files = dataset_files(folder)
@@ -129,17 +135,16 @@ def plan_hub_commit(folder: Path, repo_id: str, version: str | None,
             "bump the recipe's version and rebuild"
         )
     manifest = json.loads((folder / "manifest.json").read_text())
-    stale = [
-        path for path in existing
-        if path.split("/", 1)[0] in PUBLISHED and path not in files
-    ]
+    stale = [path for path in existing if path.split("/", 1)[0] in PUBLISHED and path not in files]
     message = f"{manifest['name']} {tag} (pmc-data fingerprint {manifest['fingerprint'][:12]})"
-    return HubCommitPlan(repo_id, version, tag, message,
-                         [(p, folder / p) for p in files], sorted(stale))
+    return HubCommitPlan(
+        repo_id, version, tag, message, [(p, folder / p) for p in files], sorted(stale)
+    )
 
 
-def publish_to_hub(folder: Path, repo_id: str, version: str | None = None,
-                   private: bool = False, api=None) -> str:
+def publish_to_hub(
+    folder: Path, repo_id: str, version: str | None = None, private: bool = False, api=None
+) -> str:
     """Upload to the Hub as one commit tagged ``vX.Y.Z``; returns the commit id."""
     from huggingface_hub import HfApi
 
@@ -151,8 +156,16 @@ def publish_to_hub(folder: Path, repo_id: str, version: str | None = None,
     info = api.create_commit(
         repo_id, plan.operations(), commit_message=plan.message, repo_type="dataset"
     )
-    api.create_tag(repo_id, tag=plan.tag, revision=info.oid, repo_type="dataset",
-                   tag_message=plan.message)
-    record_publication(Path(folder), {"target": f"hf://datasets/{repo_id}", "version": plan.version,
-                                      "tag": plan.tag, "commit": info.oid})
+    api.create_tag(
+        repo_id, tag=plan.tag, revision=info.oid, repo_type="dataset", tag_message=plan.message
+    )
+    record_publication(
+        Path(folder),
+        {
+            "target": f"hf://datasets/{repo_id}",
+            "version": plan.version,
+            "tag": plan.tag,
+            "commit": info.oid,
+        },
+    )
     return info.oid

@@ -45,8 +45,17 @@ from pmc_data.schema import SCHEMAS
 PACKAGE_DIR = Path(__file__).resolve().parent
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 class RecipeError(Exception):
@@ -203,9 +212,8 @@ class Recipe:
             "inputs": {k: v.model_dump() for k, v in model.inputs.items()},
             "read": [r.as_dict() for r in self.readers],
             "steps": [s.as_dict() for s in self.steps],
-            "output": model.output.model_dump() | {
-                "shard_size": parse_size(model.output.shard_size)
-            },
+            "output": model.output.model_dump()
+            | {"shard_size": parse_size(model.output.shard_size)},
             "max_error_rate": model.max_error_rate,
         }
 
@@ -225,7 +233,9 @@ def find_recipe(ref: str) -> Path:
 def list_recipes() -> list[tuple[str, Path]]:
     """Built-in recipes as ``(name, path)``, name being the path under ``recipes/``."""
     root = bundled_dir("recipes")
-    return [(p.relative_to(root).with_suffix("").as_posix(), p) for p in sorted(root.rglob("*.yaml"))]
+    return [
+        (p.relative_to(root).with_suffix("").as_posix(), p) for p in sorted(root.rglob("*.yaml"))
+    ]
 
 
 def _display(path: Path) -> str:
@@ -275,7 +285,8 @@ def _list_index(items: list, part: str, file: str, where: str) -> int:
             raise RecipeError(file, where, f"index out of range (there are {len(items)} items)")
         return int(part)
     matches = [
-        i for i, item in enumerate(items)
+        i
+        for i, item in enumerate(items)
         if isinstance(item, dict) and part in (item.get("step"), item.get("reader"))
     ]
     if len(matches) != 1:
@@ -320,14 +331,18 @@ def _spec(raw: Any, family: str, position: int, file: str, inputs: dict) -> Step
     name = args.pop(kind_key)
     if name not in registry:
         allowed = ", ".join(sorted(registry))
-        raise RecipeError(file, f"{label}.{kind_key}", f"unknown {kind_key} {name!r}; allowed: {allowed}")
+        raise RecipeError(
+            file, f"{label}.{kind_key}", f"unknown {kind_key} {name!r}; allowed: {allowed}"
+        )
     cls = registry[name]
     input_name = None
     if family == "read":
         input_name = args.pop("input", None)
         if input_name not in inputs:
             allowed = ", ".join(inputs) or "none declared"
-            raise RecipeError(file, f"{label}.input", f"{input_name!r} is not an input; inputs: {allowed}")
+            raise RecipeError(
+                file, f"{label}.input", f"{input_name!r} is not an input; inputs: {allowed}"
+            )
     try:
         parsed = cls.Args(**args)
     except ValidationError as exc:
@@ -375,7 +390,8 @@ def load_recipe(
             seen_global = spec
         elif seen_global is not None:
             raise RecipeError(
-                file, f"steps[{position}]",
+                file,
+                f"steps[{position}]",
                 f"document step {spec.cls.name!r} after global step {seen_global.cls.name!r}; "
                 "global steps (dedup) run last",
             )
@@ -383,11 +399,15 @@ def load_recipe(
     for name in given:
         if name not in model.inputs:
             allowed = ", ".join(model.inputs)
-            raise RecipeError(file, f"inputs.{name}", f"not an input of this recipe; inputs: {allowed}")
+            raise RecipeError(
+                file, f"inputs.{name}", f"not an input of this recipe; inputs: {allowed}"
+            )
     if require_inputs:
         for name, spec in model.inputs.items():
             if spec.required and name not in given:
-                raise RecipeError(file, f"inputs.{name}", f"required input not given; pass --input {name}=PATH")
+                raise RecipeError(
+                    file, f"inputs.{name}", f"required input not given; pass --input {name}=PATH"
+                )
         for name, value in given.items():
             if not _is_hub_id(value, readers, name) and not Path(value).exists():
                 raise RecipeError(file, f"inputs.{name}", f"path does not exist: {value}")

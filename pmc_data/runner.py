@@ -49,7 +49,7 @@ from tqdm import tqdm
 from pmc_data.recipe import Recipe, fingerprint, parse_size
 from pmc_data.registry import DECISION_SCHEMA, REJECT_SCHEMA, Dropped, Reader, Unit
 from pmc_data.schema import schema_for, with_hf_metadata
-from pmc_data.writer import RejectWriter, SplitWriter, file_record, shard_count
+from pmc_data.writer import RejectWriter, SplitWriter, shard_count
 
 log = logging.getLogger("pmc_data")
 
@@ -183,9 +183,10 @@ def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path
         signatures = step.signatures(batch)
         signatures = signatures.append_column("_row", pa.array(np.arange(len(batch)), pa.int64()))
         pq.write_table(signatures, scratch / f"signatures-{index}.parquet", compression="zstd")
-    with pa.OSFile(str(scratch / "kept.arrow"), "wb") as sink, pa.ipc.new_file(
-        sink, batch.schema
-    ) as writer:
+    with (
+        pa.OSFile(str(scratch / "kept.arrow"), "wb") as sink,
+        pa.ipc.new_file(sink, batch.schema) as writer,
+    ):
         writer.write_table(batch)
     if rejects:
         pq.write_table(pa.concat_tables(rejects), scratch / "rejects.parquet", compression="zstd")
@@ -214,8 +215,14 @@ def _work_unit(task: tuple[int, Unit, str]) -> dict:
 
 def unit_key(reader_index: int, unit: Unit, input_hashes: dict[str, str]) -> str:
     """A unit's folder name: stable across restarts with the same inputs and unit size."""
-    identity = [reader_index, unit.display, unit.start, unit.end, unit.member,
-                input_hashes.get(unit.display, "")]
+    identity = [
+        reader_index,
+        unit.display,
+        unit.start,
+        unit.end,
+        unit.member,
+        input_hashes.get(unit.display, ""),
+    ]
     return hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:16]
 
 
@@ -258,8 +265,13 @@ def _run_units(
     """Process pending units, inline for one worker, else in a spawned process pool."""
     total_bytes = sum(unit.size for _, unit, _ in tasks)
     bar = tqdm(
-        total=total_bytes, unit="B", unit_scale=True, desc="units", file=sys.stderr,
-        disable=not options.progress or not tasks, dynamic_ncols=True,
+        total=total_bytes,
+        unit="B",
+        unit_scale=True,
+        desc="units",
+        file=sys.stderr,
+        disable=not options.progress or not tasks,
+        dynamic_ncols=True,
     )
     started, records = time.perf_counter(), 0
 
@@ -288,19 +300,25 @@ def _run_units(
 def _global_drops(pipeline: Pipeline, unit_dirs: list[Path], counts: dict) -> pl.DataFrame:
     """Run the global steps over the units' signatures; the rows to drop, with reasons."""
     drops = pl.DataFrame(schema=DECISION_SCHEMA | {"step": pl.String})
-    for index, (label, step) in enumerate(zip(pipeline.global_labels, pipeline.globals, strict=True)):
+    for index, (label, step) in enumerate(
+        zip(pipeline.global_labels, pipeline.globals, strict=True)
+    ):
         frames = [
-            pl.read_parquet(folder / f"signatures-{index}.parquet").with_columns(
-                _order=pl.lit(ordinal << ORDER_SHIFT, pl.Int64) + pl.col("_row")
-            ).drop("_row")
+            pl.read_parquet(folder / f"signatures-{index}.parquet")
+            .with_columns(_order=pl.lit(ordinal << ORDER_SHIFT, pl.Int64) + pl.col("_row"))
+            .drop("_row")
             for ordinal, folder in enumerate(unit_dirs)
         ]
         signatures = pl.concat(frames) if frames else pl.DataFrame()
         if len(drops) and len(signatures):
             signatures = signatures.join(drops.select("_order"), on="_order", how="anti")
-        decided = step.decide(signatures) if len(signatures) else pl.DataFrame(schema=DECISION_SCHEMA)
+        decided = (
+            step.decide(signatures) if len(signatures) else pl.DataFrame(schema=DECISION_SCHEMA)
+        )
         decided = decided.select(list(DECISION_SCHEMA)).cast(DECISION_SCHEMA)
-        counts[label] = _count(len(signatures), len(signatures) - len(decided), decided["reason"].to_list())
+        counts[label] = _count(
+            len(signatures), len(signatures) - len(decided), decided["reason"].to_list()
+        )
         drops = pl.concat([drops, decided.with_columns(step=pl.lit(label))])
     return drops.sort("_order")
 
@@ -310,10 +328,13 @@ def split_of(ids: list[str], splits: dict[str, float]) -> np.ndarray:
     if len(splits) == 1:
         return np.zeros(len(ids), dtype=np.int8)
     edges = np.cumsum(list(splits.values()))
-    points = np.array(
-        [int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest()) for i in ids],
-        dtype=np.float64,
-    ) / 2.0**64
+    points = (
+        np.array(
+            [int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest()) for i in ids],
+            dtype=np.float64,
+        )
+        / 2.0**64
+    )
     return np.minimum(np.searchsorted(edges, points, side="right"), len(splits) - 1).astype(np.int8)
 
 
@@ -359,8 +380,14 @@ def _write_outputs(
     shutil.rmtree(output / WORK / "final", ignore_errors=True)
     data_dir.mkdir(parents=True)
     writers = [
-        SplitWriter(data_dir, name, schema, int(split_rows[i]),
-                    shard_count(int(split_bytes[i]), target), settings.row_group_rows)
+        SplitWriter(
+            data_dir,
+            name,
+            schema,
+            int(split_rows[i]),
+            shard_count(int(split_bytes[i]), target),
+            settings.row_group_rows,
+        )
         for i, name in enumerate(split_names)
     ]
     rejects = RejectWriter(reject_dir, REJECT_SCHEMA)
@@ -428,7 +455,9 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
 
     log.info("hashing inputs")
     inputs, planned = [], []
-    for reader_index, (spec, reader) in enumerate(zip(recipe.readers, pipeline.readers, strict=True)):
+    for reader_index, (spec, reader) in enumerate(
+        zip(recipe.readers, pipeline.readers, strict=True)
+    ):
         path = recipe.input_paths.get(spec.input)
         if path is None:
             continue  # an optional input that was not given
@@ -447,6 +476,8 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
 
     hashes = {e["path"]: e.get("sha256", "") for e in inputs}
     units_dir = output / WORK / "units"
+    for partial in units_dir.glob("*.tmp-*"):
+        shutil.rmtree(partial)  # a unit a killed worker left half-written
     tasks, unit_dirs = [], []
     for reader_index, unit in planned:
         folder = units_dir / unit_key(reader_index, unit, hashes)
@@ -473,8 +504,18 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
     items = sum(s["items"] for s in unit_stats)
     errors = sum(s["input_errors"] for s in unit_stats)
     manifest = make_manifest(
-        recipe, resolved, fp, inputs, counts, pipeline.labels, files, reject_rows, stats, output,
-        items, errors,
+        recipe,
+        resolved,
+        fp,
+        inputs,
+        counts,
+        pipeline.labels,
+        files,
+        reject_rows,
+        stats,
+        output,
+        items,
+        errors,
     )
     write_plots(manifest, stats, output / "report")
     write_card(recipe, manifest, output)
@@ -484,7 +525,13 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
     rate = errors / items if items else 0.0
     limit = recipe.model.max_error_rate
     return BuildResult(
-        output, fp, manifest["splits"], units_total=len(planned), units_resumed=resumed,
-        items_read=items, input_errors=errors,
-        error_rate_exceeded=limit is not None and rate > limit, manifest=manifest,
+        output,
+        fp,
+        manifest["splits"],
+        units_total=len(planned),
+        units_resumed=resumed,
+        items_read=items,
+        input_errors=errors,
+        error_rate_exceeded=limit is not None and rate > limit,
+        manifest=manifest,
     )

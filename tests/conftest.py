@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_INPUTS = ROOT / "examples" / "demo"
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+if not os.environ.get("PMC_DATA_HUB_TEST_REPO"):  # tests never touch the network otherwise
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - a word list reads better as prose
     "patient patients clinical trial randomised cohort mortality infection antibiotic dose "
     "renal hepatic cardiac pulmonary therapy outcome risk ratio confidence interval serum "
     "plasma insulin glucose pressure artery vein tumour lesion biopsy diagnosis prognosis "
@@ -60,7 +61,11 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess
     """Run ``pmc-data`` in a subprocess, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "pmc_data", *args],
-        capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})}, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=600,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -20,7 +21,11 @@ description: Generated paper-like documents.
 inputs:
   docs: {help: JSONL}
 read:
-  - {reader: documents, input: docs, source: pmc, license: CC-BY-4.0, metadata_fields: {title: title}}
+  - reader: documents
+    input: docs
+    source: pmc
+    license: CC-BY-4.0
+    metadata_fields: {title: title}
 steps:
   - {step: normalize_text}
   - {step: length_filter, min_words: 40}
@@ -56,7 +61,8 @@ def run(recipe_path: Path, inputs: Path, out: Path, **options):
 def digests(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -82,11 +88,15 @@ def test_accounting_every_item_is_a_row_or_a_reject(corpus, tmp_path):
     result = run(recipe, inputs, tmp_path / "out", unit_bytes=20_000)
     manifest = result.manifest
     steps = manifest["steps"]
-    assert [s["step"] for s in steps] == ["documents:docs", "normalize_text", "length_filter",
-                                          "exact_dedup"]
+    assert [s["step"] for s in steps] == [
+        "documents:docs",
+        "normalize_text",
+        "length_filter",
+        "exact_dedup",
+    ]
     for step in steps:
         assert step["in"] == step["out"] + sum(step["dropped"].values()), step
-    for before, after in zip(steps, steps[1:], strict=False):
+    for before, after in itertools.pairwise(steps):
         assert after["in"] == before["out"]
     assert steps[0]["in"] == manifest["items_read"] == 902
     assert steps[0]["dropped"] == {"invalid_json": 1, "invalid_utf8": 1}
@@ -134,10 +144,13 @@ def test_output_loads_with_datasets_and_card_parses(corpus, tmp_path):
     assert first["metadata"]["input_file"] in {"docs/a.jsonl", "docs/b.jsonl.gz"}
     card = DatasetCard.load(out / "README.md")
     assert card.data.license == "cc-by-4.0"
-    assert card.data.size_categories == ["1K<n<10K"] if sum(result.rows.values()) >= 1000 else [
-        "n<1K"]
-    assert card.data.configs[0]["data_files"][1] == {"split": "validation",
-                                                    "path": "data/validation-*.parquet"}
+    assert (
+        card.data.size_categories == ["1K<n<10K"] if sum(result.rows.values()) >= 1000 else ["n<1K"]
+    )
+    assert card.data.configs[0]["data_files"][1] == {
+        "split": "validation",
+        "path": "data/validation-*.parquet",
+    }
     for name in ("normalize_text", "exact_duplicate", "invalid_utf8", "CC-BY-4.0"):
         assert name in card.text
     for plot in ("funnel", "lengths", "licenses", "sources"):
@@ -155,8 +168,15 @@ def test_output_loads_with_datasets_and_card_parses(corpus, tmp_path):
 def test_no_token_or_home_path_in_card_or_manifest(tmp_path):
     home = str(Path.home())
     token = "hf_" + "x" * 34
-    result = run_cli("build", "demo", "--input", f"docs={DEMO_INPUTS.resolve()}",
-                     "--output", str(tmp_path / "out"), env={"HF_TOKEN": token})
+    result = run_cli(
+        "build",
+        "demo",
+        "--input",
+        f"docs={DEMO_INPUTS.resolve()}",
+        "--output",
+        str(tmp_path / "out"),
+        env={"HF_TOKEN": token},
+    )
     assert result.returncode == 0, result.stderr
     for name in ("README.md", "manifest.json"):
         text = (tmp_path / "out" / name).read_text()
@@ -172,7 +192,8 @@ def test_demo_build_expected_rows(tmp_path):
     dropped = {s["step"]: s["dropped"] for s in result.manifest["steps"]}
     assert dropped == {
         "documents:docs": {"invalid_json": 1, "invalid_utf8": 1, "missing_text": 1},
-        "normalize_text": {}, "length_filter": {"too_short": 1},
+        "normalize_text": {},
+        "length_filter": {"too_short": 1},
         "exact_dedup": {"exact_duplicate": 1},
     }
     import pyarrow.parquet as pq
@@ -188,8 +209,12 @@ def test_rebuild_is_a_no_op_and_other_builds_are_not_overwritten(corpus, tmp_pat
     run(recipe, inputs, out)
     again = run(recipe, inputs, out)
     assert again.up_to_date
-    other = load_recipe(recipe, overrides=["steps.length_filter.min_words=10"],
-                        inputs={"docs": str(inputs)}, require_inputs=True)
+    other = load_recipe(
+        recipe,
+        overrides=["steps.length_filter.min_words=10"],
+        inputs={"docs": str(inputs)},
+        require_inputs=True,
+    )
     with pytest.raises(BuildError, match="holds a different build"):
         build(other, out, BuildOptions(progress=False))
     replaced = build(other, out, BuildOptions(progress=False, overwrite=True))
@@ -205,12 +230,32 @@ def test_rebuild_is_a_no_op_and_other_builds_are_not_overwritten(corpus, tmp_pat
 def test_error_rate_above_limit_exits_3_after_writing(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1, "text": "fine text here"}\nnot json\nnot json either\n')
-    result = run_cli("build", "demo", "--input", f"docs={bad}", "--output", str(tmp_path / "out"),
-                     "--set", "max_error_rate=0.5", "--set", "steps.length_filter.min_words=1")
+    result = run_cli(
+        "build",
+        "demo",
+        "--input",
+        f"docs={bad}",
+        "--output",
+        str(tmp_path / "out"),
+        "--set",
+        "max_error_rate=0.5",
+        "--set",
+        "steps.length_filter.min_words=1",
+    )
     assert result.returncode == 3
     assert "max_error_rate" in result.stderr
     assert (tmp_path / "out" / "manifest.json").is_file()
-    ok = run_cli("build", "demo", "--input", f"docs={bad}", "--output", str(tmp_path / "out2"),
-                 "--set", "max_error_rate=0.7", "--set", "steps.length_filter.min_words=1")
+    ok = run_cli(
+        "build",
+        "demo",
+        "--input",
+        f"docs={bad}",
+        "--output",
+        str(tmp_path / "out2"),
+        "--set",
+        "max_error_rate=0.7",
+        "--set",
+        "steps.length_filter.min_words=1",
+    )
     assert ok.returncode == 0, ok.stderr
     assert "2 of 3 input items unreadable" in ok.stdout

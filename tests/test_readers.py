@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 
 import pyarrow as pa
@@ -26,16 +27,30 @@ def read(name: str, path, unit_bytes: int = 1 << 20, **args):
 
 
 ROWS = [
-    {"id": 7, "text": "Aspirin inhibits platelet cyclo-oxygenase.", "title": "Aspirin",
-     "year": "2019-05", "license": "CC-BY-4.0"},
-    {"id": "b", "text": "Warfarin needs INR monitoring.", "metadata": {"doi": "10.1/x", "year": 2001}},
+    {
+        "id": 7,
+        "text": "Aspirin inhibits platelet cyclo-oxygenase.",
+        "title": "Aspirin",
+        "year": "2019-05",
+        "license": "CC-BY-4.0",
+    },
+    {
+        "id": "b",
+        "text": "Warfarin needs INR monitoring.",
+        "metadata": {"doi": "10.1/x", "year": 2001},
+    },
 ]
 
 
 def test_jsonl_maps_fields_ids_licenses_and_provenance(tmp_path):
     path = write_jsonl(tmp_path / "in" / "a.jsonl", ROWS)
-    table, errors, items = read("jsonl", path.parent, source="web", license_field="license",
-                                metadata_fields={"title": "title", "year": "year"})
+    table, errors, items = read(
+        "jsonl",
+        path.parent,
+        source="web",
+        license_field="license",
+        metadata_fields={"title": "title", "year": "year"},
+    )
     assert errors == [] and items == 2
     rows = table.to_pylist()
     assert [r["id"] for r in rows] == ["web:7", "web:b"]
@@ -63,7 +78,9 @@ def test_compressed_inputs_read_the_same(tmp_path):
     assert errors == []
     assert table.column("text").to_pylist() == [r["text"] for r in ROWS] * 2
     assert {m["input_file"] for m in table.column("metadata").to_pylist()} == {
-        "docs/a.jsonl.gz", "docs/b.jsonl.zst"}
+        "docs/a.jsonl.gz",
+        "docs/b.jsonl.zst",
+    }
 
 
 def test_bad_lines_become_input_errors_with_reasons(tmp_path):
@@ -81,8 +98,12 @@ def test_bad_lines_become_input_errors_with_reasons(tmp_path):
     table, errors, items = read("jsonl", path, source="web")
     assert table.column("id").to_pylist() == ["web:1"]
     assert [(e["reason"], e["input_member"]) for e in errors] == [
-        ("invalid_json", "line 2"), ("invalid_utf8", "line 3"), ("not_an_object", "line 4"),
-        ("missing_text", "line 5"), ("text_not_a_string", "line 6"), ("missing_id", "line 7"),
+        ("invalid_json", "line 2"),
+        ("invalid_utf8", "line 3"),
+        ("not_an_object", "line 4"),
+        ("missing_text", "line 5"),
+        ("text_not_a_string", "line 6"),
+        ("missing_id", "line 7"),
     ]
     # Nothing is lost: the raw line is kept, undecodable bytes escaped.
     assert errors[1]["record"] == '{"id": 3, "text": "caf\\xe9"}'
@@ -109,7 +130,7 @@ def test_byte_range_units_cover_every_line_once(tmp_path):
     ranges = line_aligned_ranges(path, 10_000)
     assert len(ranges) > 10
     assert ranges[0][0] == 0 and ranges[-1][1] == path.stat().st_size
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     whole, _, _ = read("jsonl", path, unit_bytes=1 << 30, source="web")
     split, _, _ = read("jsonl", path, unit_bytes=10_000, source="web")
     assert split.equals(whole)
@@ -120,8 +141,9 @@ def test_byte_range_units_cover_every_line_once(tmp_path):
 def test_parquet_reader_by_row_groups(tmp_path):
     docs = make_documents(300, seed=1)
     pq.write_table(pa.Table.from_pylist(docs), tmp_path / "docs.parquet", row_group_size=50)
-    table, errors, items = read("parquet", tmp_path, unit_bytes=1, source="pmc",
-                                metadata_fields={"title": "title"})
+    table, errors, items = read(
+        "parquet", tmp_path, unit_bytes=1, source="pmc", metadata_fields={"title": "title"}
+    )
     assert errors == [] and items == 300
     assert table.column("id").to_pylist() == [f"pmc:{d['id']}" for d in docs]
     assert table.column("metadata").to_pylist()[120]["input_member"] == "row 120"

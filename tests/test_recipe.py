@@ -39,20 +39,33 @@ def test_defaults_are_filled_and_resolved(tmp_path):
     recipe = load_recipe(write(tmp_path, GOOD))
     resolved = recipe.resolved()
     assert resolved["steps"][0] == {
-        "step": "normalize_text", "form": "NFC", "strip_invisible": True,
-        "collapse_spaces": True, "max_blank_lines": 1, "columns": None,
+        "step": "normalize_text",
+        "form": "NFC",
+        "strip_invisible": True,
+        "collapse_spaces": True,
+        "max_blank_lines": 1,
+        "columns": None,
     }
     assert resolved["read"][0]["reader"] == "jsonl" and resolved["read"][0]["input"] == "docs"
-    assert resolved["output"] == {"shard_size": 256_000_000, "row_group_rows": 1000,
-                                  "splits": {"train": 1.0}}
+    assert resolved["output"] == {
+        "shard_size": 256_000_000,
+        "row_group_rows": 1000,
+        "splits": {"train": 1.0},
+    }
     assert [s.label for s in recipe.global_steps] == ["exact_dedup"]
 
 
 def test_overrides_by_name_and_index(tmp_path):
     path = write(tmp_path, GOOD)
-    recipe = load_recipe(path, overrides=["steps.length_filter.min_words=50",
-                                          "steps.0.form=NFKC", "output.shard_size=1GiB",
-                                          "version=2.0.0"])
+    recipe = load_recipe(
+        path,
+        overrides=[
+            "steps.length_filter.min_words=50",
+            "steps.0.form=NFKC",
+            "output.shard_size=1GiB",
+            "version=2.0.0",
+        ],
+    )
     resolved = recipe.resolved()
     assert resolved["steps"][1]["min_words"] == 50
     assert resolved["steps"][0]["form"] == "NFKC"
@@ -63,28 +76,53 @@ def test_overrides_by_name_and_index(tmp_path):
 @pytest.mark.parametrize(
     ("text", "overrides", "expected"),
     [
-        (GOOD.replace("normalize_text", "normalise_text"), [],
-         "recipe.yaml: steps[0].step: unknown step 'normalise_text'; allowed: exact_dedup, "
-         "length_filter, normalize_text"),
-        (GOOD, ["steps.length_filter.min_words=many"],
-         "recipe.yaml: steps[1].min_words: Input should be a valid integer, unable to parse "
-         "string as an integer (got 'many')"),
-        (GOOD, ["steps.normalize_text.form=NFX"],
-         "recipe.yaml: steps[0].form: Input should be 'NFC', 'NFKC', 'NFD', 'NFKD' or 'none' "
-         "(got 'NFX')"),
-        (GOOD, ["steps.length_filter.min_word=3"],
-         "recipe.yaml: steps[1].min_word: unknown key; allowed: min_words, max_words, "
-         "min_chars, max_chars"),
+        (
+            GOOD.replace("normalize_text", "normalise_text"),
+            [],
+            "recipe.yaml: steps[0].step: unknown step 'normalise_text'; allowed: exact_dedup, "
+            "length_filter, normalize_text",
+        ),
+        (
+            GOOD,
+            ["steps.length_filter.min_words=many"],
+            "recipe.yaml: steps[1].min_words: Input should be a valid integer, unable to parse "
+            "string as an integer (got 'many')",
+        ),
+        (
+            GOOD,
+            ["steps.normalize_text.form=NFX"],
+            "recipe.yaml: steps[0].form: Input should be 'NFC', 'NFKC', 'NFD', 'NFKD' or 'none' "
+            "(got 'NFX')",
+        ),
+        (
+            GOOD,
+            ["steps.length_filter.min_word=3"],
+            "recipe.yaml: steps[1].min_word: unknown key; allowed: min_words, max_words, "
+            "min_chars, max_chars",
+        ),
         (GOOD, ["version=1.2"], "recipe.yaml: version: not a semantic version (X.Y.Z) (got 1.2)"),
-        (GOOD, ["colour=blue"], "recipe.yaml: colour: unknown key; allowed: name, version, "
-         "description, schema, card, inputs, read, steps, output, max_error_rate"),
-        (GOOD.replace("input: docs", "input: papers"), [],
-         "recipe.yaml: read[0].input: 'papers' is not an input; inputs: docs"),
-        (GOOD, ["output.splits={train: 0.5}"],
-         "recipe.yaml: output.splits: fractions must be >= 0 and sum to 1, got {'train': 0.5}"),
-        (GOOD + "  - {step: normalize_text}\n", [],
-         "recipe.yaml: steps[3]: document step 'normalize_text' after global step "
-         "'exact_dedup'; global steps (dedup) run last"),
+        (
+            GOOD,
+            ["colour=blue"],
+            "recipe.yaml: colour: unknown key; allowed: name, version, "
+            "description, schema, card, inputs, read, steps, output, max_error_rate",
+        ),
+        (
+            GOOD.replace("input: docs", "input: papers"),
+            [],
+            "recipe.yaml: read[0].input: 'papers' is not an input; inputs: docs",
+        ),
+        (
+            GOOD,
+            ["output.splits={train: 0.5}"],
+            "recipe.yaml: output.splits: fractions must be >= 0 and sum to 1, got {'train': 0.5}",
+        ),
+        (
+            GOOD + "  - {step: normalize_text}\n",
+            [],
+            "recipe.yaml: steps[3]: document step 'normalize_text' after global step "
+            "'exact_dedup'; global steps (dedup) run last",
+        ),
         ("name: [unclosed", [], "recipe.yaml: line 1: not valid YAML"),
         (GOOD, ["steps.nope.x=1"], "recipe.yaml: steps.nope: 'nope' names no item"),
     ],
@@ -103,9 +141,9 @@ def test_missing_and_unknown_inputs(tmp_path):
     assert error_of(path, inputs={"doc": "x"}, require_inputs=True) == (
         "recipe.yaml: inputs.doc: not an input of this recipe; inputs: docs"
     )
-    assert error_of(path, inputs={"docs": str(tmp_path / "absent")}, require_inputs=True).startswith(
-        "recipe.yaml: inputs.docs: path does not exist:"
-    )
+    assert error_of(
+        path, inputs={"docs": str(tmp_path / "absent")}, require_inputs=True
+    ).startswith("recipe.yaml: inputs.docs: path does not exist:")
 
 
 def test_builtin_recipes_by_name():
@@ -136,9 +174,10 @@ def test_cli_bad_recipe_exits_2_and_writes_nothing(tmp_path):
     result = run_cli("build", str(path), "--input", f"docs={DEMO_INPUTS}", "--output", str(output))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["pmc-data: error: recipe.yaml: steps[1].step: unknown step 'lenght_filter'; "
-                     "allowed: exact_dedup, length_filter, normalize_text"] or lines[-1].endswith(
-        "allowed: exact_dedup, length_filter, normalize_text")
+    assert lines == [
+        "pmc-data: error: recipe.yaml: steps[1].step: unknown step 'lenght_filter'; "
+        "allowed: exact_dedup, length_filter, normalize_text"
+    ] or lines[-1].endswith("allowed: exact_dedup, length_filter, normalize_text")
     assert len(lines) == 1
     assert not output.exists()
 
@@ -151,10 +190,20 @@ def test_cli_missing_input_and_wrong_type_exit_2(tmp_path):
         "pmc-data: error: recipes/demo.yaml: inputs.docs: required input not given; "
         "pass --input docs=PATH"
     )
-    wrong = run_cli("build", "demo", "--input", f"docs={DEMO_INPUTS}", "--output", str(output),
-                    "--set", "output.row_group_rows=many")
+    wrong = run_cli(
+        "build",
+        "demo",
+        "--input",
+        f"docs={DEMO_INPUTS}",
+        "--output",
+        str(output),
+        "--set",
+        "output.row_group_rows=many",
+    )
     assert wrong.returncode == 2
-    assert "recipes/demo.yaml: output.row_group_rows: Input should be a valid integer" in wrong.stderr
+    assert (
+        "recipes/demo.yaml: output.row_group_rows: Input should be a valid integer" in wrong.stderr
+    )
     assert not output.exists()
 
 

@@ -14,11 +14,11 @@ from pmc_data.steps.text import NormalizeText, NormalizeTextArgs
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("Cafe\u0301 au\u00a0lait", "Café au lait"),                       # NFC, no-break space
+        ("Cafe\u0301 au\u00a0lait", "Café au lait"),  # NFC, no-break space
         ("soft\u00adhyphen and zero\u200bwidth\ufeff", "softhyphen and zerowidth"),
         ("line one   \r\nline two\r\n\n\n\n\nline three  ", "line one\nline two\n\nline three"),
         ("  indented\tand\t\ttabbed  ", "indented and tabbed"),
-        ("10\u2079 cells per m\u00b2", "10\u2079 cells per m\u00b2"),       # NFC keeps superscripts
+        ("10\u2079 cells per m\u00b2", "10\u2079 cells per m\u00b2"),  # NFC keeps superscripts
         ("bell\x07 and nul\x00", "bell and nul"),
     ],
 )

@@ -39,9 +39,8 @@ def rank_expr(column: str, priority: list[str]) -> pl.Expr:
     if not priority:
         return pl.lit(0, pl.Int32)
     ranks = pl.DataFrame({column: priority, "rank": list(range(len(priority)))})
-    return (
-        pl.col(column)
-        .replace_strict(ranks[column], ranks["rank"], default=len(priority), return_dtype=pl.Int32)
+    return pl.col(column).replace_strict(
+        ranks[column], ranks["rank"], default=len(priority), return_dtype=pl.Int32
     )
 
 

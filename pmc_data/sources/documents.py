@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -150,9 +150,11 @@ class RowBuilder:
 
     def _metadata(self, record: dict, member: str) -> dict:
         nested = record.get("metadata")
-        meta = {k: v for k, v in nested.items() if k in METADATA_KEYS} if isinstance(
-            nested, dict
-        ) else {}
+        meta = (
+            {k: v for k, v in nested.items() if k in METADATA_KEYS}
+            if isinstance(nested, dict)
+            else {}
+        )
         for key, field in self.args.metadata_fields.items():
             if record.get(field) is not None:
                 meta[key] = record[field]
@@ -340,8 +342,8 @@ class DocumentsReader(Reader):
             if root.is_dir() and (root / "manifest.json").is_file() and (root / "data").is_dir():
                 root = root / "data"
             parquet = list_files(root, PARQUET_SUFFIXES)
-            kind = ParquetReader if parquet and not list_files(root, JSONL_SUFFIXES) else (
-                JsonlReader
+            kind = (
+                ParquetReader if parquet and not list_files(root, JSONL_SUFFIXES) else (JsonlReader)
             )
         return kind(self.args, self.schema, self.input_name), str(root)
 
@@ -416,7 +418,7 @@ class HubDatasetReader(Reader):
         try:
             for i, record in enumerate(shard):
                 rows.add_record(record, f"{unit.member} row {i}")
-        except Exception as exc:  # noqa: BLE001 - any failure of a remote shard is an input error
+        except Exception as exc:
             rows.stream_error("corrupt_input", unit.member or "", f"{type(exc).__name__}: {exc}")
         return rows.result()
 

@@ -40,8 +40,10 @@ class LengthFilter(Filter):
         chars = pc.utf8_length(text).to_numpy(zero_copy_only=False)
         short = np.zeros(len(batch), dtype=bool)
         long = np.zeros(len(batch), dtype=bool)
-        for values, low, high in ((words, args.min_words, args.max_words),
-                                  (chars, args.min_chars, args.max_chars)):
+        for values, low, high in (
+            (words, args.min_words, args.max_words),
+            (chars, args.min_chars, args.max_chars),
+        ):
             if low is not None:
                 short |= values < low
             if high is not None:

@@ -48,7 +48,7 @@ class NormalizeText(TextTransform):
     def __init__(self, args: NormalizeTextArgs | None = None, schema: str = "medc_k") -> None:
         super().__init__(args, schema)
         blank = self.args.max_blank_lines
-        self._blank_lines = re.compile("\n{%d,}" % (blank + 2)) if blank >= 0 else _BLANK_LINES
+        self._blank_lines = re.compile(f"\n{{{blank + 2},}}") if blank >= 0 else _BLANK_LINES
         self._blank_replacement = "\n" * (blank + 1)
 
     def columns(self) -> Sequence[str]:
