@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from pmc_data import __version__
+from pmc_data.errors import BuildError, PublishError, RecipeError
 
 log = logging.getLogger("pmc_data")
 
@@ -188,10 +189,6 @@ def _publish(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pmc_data.publish import PublishError
-    from pmc_data.recipe import RecipeError
-    from pmc_data.runner import BuildError
-
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,

@@ -24,15 +24,12 @@ from pathlib import Path
 
 import fsspec
 
+from pmc_data.errors import PublishError
 from pmc_data.recipe import SEMVER
 
 PUBLISHED = ("data", "report")
 PUBLISHED_FILES = ("README.md", "manifest.json")
 PUBLICATIONS = "publications.json"
-
-
-class PublishError(Exception):
-    """Publishing was refused; the message says why and what to do."""
 
 
 def dataset_files(folder: Path) -> list[str]:

@@ -39,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pmc_data import __version__
+from pmc_data.errors import RecipeError
 from pmc_data.registry import READERS, STEPS, GlobalStep, Reader, Step, load_builtins
 from pmc_data.schema import SCHEMAS
 
@@ -56,14 +57,6 @@ UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
-
-
-class RecipeError(Exception):
-    """A recipe or its inputs cannot be used; ``str()`` is the one line to show the user."""
-
-    def __init__(self, file: str, key: str, message: str) -> None:
-        self.file, self.key, self.message = file, key, message
-        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
 
 
 def bundled_dir(kind: str) -> Path:

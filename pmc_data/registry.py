@@ -220,6 +220,10 @@ class Reader:
         """Input manifest entries (path, bytes, sha256 or revision) for the fingerprint."""
         raise NotImplementedError
 
+    def survey(self, path: str, unit_bytes: int) -> tuple[list[dict], list[Unit]]:
+        """Manifest entries and units together; readers that can, do both in one read."""
+        return self.describe_inputs(path), self.plan(path, unit_bytes)
+
 
 STEPS: dict[str, type[Step]] = {}
 READERS: dict[str, type[Reader]] = {}

@@ -1,7 +1,8 @@
 """Corpus statistics of a build and the plots in ``report/``.
 
+>>> table = pa.table({"text": ["two words"], "source": ["pmc"], "license": ["CC0-1.0"]})
 >>> stats = CorpusStats("medc_k")
->>> stats.add(pa.table({"text": ["two words"], "source": ["pmc"], "license": ["CC0-1.0"]}))
+>>> stats.add(table, measure(table, "medc_k"))
 >>> stats.summary()["words"], stats.summary()["licenses"]
 (2, {'CC0-1.0': 1})
 """
@@ -24,16 +25,32 @@ PLOTS = {
 }
 
 
-def row_bytes(table: pa.Table, schema: str) -> np.ndarray:
-    """Bytes each row adds to a data file: its text plus a fixed allowance for the rest.
+MEASURES = ("_chars", "_words", "_bytes")
+_SLICE = 8192
 
-    Computed per row, so shard counts and sizes do not depend on how the input was cut.
+
+def measure(table: pa.Table, schema: str) -> dict[str, np.ndarray]:
+    """Characters, words and data bytes of each row, over the schema's text columns.
+
+    Words are whitespace-separated pieces. Bytes are the UTF-8 text plus a fixed 64 per row
+    for the other columns: computed per row, so shard counts do not depend on how the input
+    was cut. Runs in the workers; the writer only adds the arrays up.
     """
-    sizes = np.full(len(table), 64, dtype=np.int64)
+    n = len(table)
+    chars = np.zeros(n, dtype=np.int64)
+    words = np.zeros(n, dtype=np.int64)
+    sizes = np.full(n, 64, dtype=np.int64)
     for column in TEXT_COLUMNS[schema]:
-        lengths = pc.binary_length(pc.fill_null(table.column(column), ""))
-        sizes += lengths.to_numpy(zero_copy_only=False)
-    return sizes
+        text = pc.fill_null(table.column(column), "")
+        chars += pc.utf8_length(text).to_numpy(zero_copy_only=False)
+        sizes += pc.binary_length(text).to_numpy(zero_copy_only=False)
+        # Sliced so the split pieces of one slice, not of the whole unit, are in memory.
+        for start in range(0, n, _SLICE):
+            pieces = pc.utf8_split_whitespace(text.slice(start, _SLICE))
+            words[start : start + _SLICE] += pc.list_value_length(pieces).to_numpy(
+                zero_copy_only=False
+            )
+    return {"_chars": chars, "_words": words, "_bytes": sizes}
 
 
 class CorpusStats:
@@ -44,9 +61,7 @@ class CorpusStats:
     English biomedical text).
     """
 
-    def __init__(self, schema: str) -> None:
-        self.schema = schema
-        self.columns = TEXT_COLUMNS[schema]
+    def __init__(self) -> None:
         self.rows = 0
         self.chars = 0
         self.words = 0
@@ -56,17 +71,13 @@ class CorpusStats:
         self.source_words: Counter[str] = Counter()
         self.licenses: Counter[str] = Counter()
 
-    def add(self, table: pa.Table) -> None:
-        chars = np.zeros(len(table), dtype=np.int64)
-        words = np.zeros(len(table), dtype=np.int64)
-        for column in self.columns:
-            text = pc.fill_null(table.column(column), "")
-            chars += pc.utf8_length(text).to_numpy(zero_copy_only=False)
-            words += pc.count_substring_regex(text, r"\S+").to_numpy(zero_copy_only=False)
+    def add(self, table: pa.Table, measures: dict[str, np.ndarray]) -> None:
+        """Count ``table``'s rows, given their :func:`measure` arrays."""
+        chars, words = measures["_chars"], measures["_words"]
         self.rows += len(table)
-        self.bytes += int(row_bytes(table, self.schema).sum())
         self.chars += int(chars.sum())
         self.words += int(words.sum())
+        self.bytes += int(measures["_bytes"].sum())
         self.lengths.append(chars)
         sources = table.column("source").to_pylist()
         self.sources.update(sources)
@@ -106,7 +117,6 @@ def write_plots(manifest: dict, stats: dict[str, CorpusStats], folder: Path) -> 
     paths = []
 
     def save(fig, name: str) -> None:
-        fig.tight_layout()
         fig.savefig(folder / f"{name}.png", dpi=100, metadata={"Software": None})
         plt.close(fig)
         paths.append(f"report/{name}.png")

@@ -46,8 +46,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from pmc_data.errors import BuildError
 from pmc_data.recipe import Recipe, fingerprint, parse_size
 from pmc_data.registry import DECISION_SCHEMA, REJECT_SCHEMA, Dropped, Reader, Unit
+from pmc_data.report import MEASURES, CorpusStats, measure
 from pmc_data.schema import schema_for, with_hf_metadata
 from pmc_data.writer import RejectWriter, SplitWriter, shard_count
 
@@ -57,10 +59,6 @@ WORK = ".work"
 MANAGED = ("data", "rejects", "report", "README.md", "manifest.json")
 DEFAULT_UNIT_BYTES = 32 << 20
 ORDER_SHIFT = 32  # _order = unit ordinal << 32 | row within the unit
-
-
-class BuildError(Exception):
-    """The build cannot start (output folder in the way, inputs unreadable)."""
 
 
 @dataclass
@@ -183,6 +181,9 @@ def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path
         signatures = step.signatures(batch)
         signatures = signatures.append_column("_row", pa.array(np.arange(len(batch)), pa.int64()))
         pq.write_table(signatures, scratch / f"signatures-{index}.parquet", compression="zstd")
+    # Row measures for the card travel with the rows, so the writer only sums them.
+    for name, values in measure(batch, pipeline.schema).items():
+        batch = batch.append_column(name, pa.array(values, pa.int64()))
     with (
         pa.OSFile(str(scratch / "kept.arrow"), "wb") as sink,
         pa.ipc.new_file(sink, batch.schema) as writer,
@@ -347,8 +348,6 @@ def _write_outputs(
     recipe: Recipe, pipeline: Pipeline, unit_dirs: list[Path], drops: pl.DataFrame, output: Path
 ):
     """Stream kept rows into the split files and rejects into ``rejects/``; gather stats."""
-    from pmc_data.report import CorpusStats, row_bytes
-
     settings = recipe.model.output
     split_names = list(settings.splits)
     schema = with_hf_metadata(schema_for(recipe.schema))
@@ -370,7 +369,7 @@ def _write_outputs(
             continue
         mask = live_mask(ordinal, len(kept))
         which = split_of(kept.column("id").to_pylist(), settings.splits)[mask]
-        sizes = row_bytes(kept, recipe.schema)[mask]
+        sizes = kept.column("_bytes").to_numpy()[mask]
         for index in range(len(split_names)):
             chosen = which == index
             split_rows[index] += int(chosen.sum())
@@ -391,7 +390,7 @@ def _write_outputs(
         for i, name in enumerate(split_names)
     ]
     rejects = RejectWriter(reject_dir, REJECT_SCHEMA)
-    stats = {name: CorpusStats(recipe.schema) for name in split_names}
+    stats = {name: CorpusStats() for name in split_names}
     # Pass 2: the rows themselves, unit by unit in input order.
     for ordinal, folder in enumerate(unit_dirs):
         unit_rejects = folder / "rejects.parquet"
@@ -403,6 +402,8 @@ def _write_outputs(
         if not len(kept):
             continue
         mask = live_mask(ordinal, len(kept))
+        measures = {name: kept.column(name).to_numpy() for name in MEASURES}
+        kept = kept.drop_columns(list(MEASURES))
         if not mask.all():
             lo, hi = ordinal << ORDER_SHIFT, (ordinal + 1) << ORDER_SHIFT
             unit_drops = drops.filter(pl.col("_order").is_between(lo, hi, closed="left"))
@@ -418,12 +419,14 @@ def _write_outputs(
                     )
                     rejects.write(label, _reject_rows(label, dropped, recipe.schema))
             kept = kept.filter(pa.array(mask))
+            measures = {name: values[mask] for name, values in measures.items()}
         which = split_of(kept.column("id").to_pylist(), settings.splits)
         for index, writer in enumerate(writers):
-            part = kept if len(writers) == 1 else kept.filter(pa.array(which == index))
+            chosen = which == index
+            part = kept if chosen.all() else kept.filter(pa.array(chosen))
             if len(part):
                 writer.write(part.cast(schema))
-                stats[split_names[index]].add(part)
+                stats[split_names[index]].add(part, {k: v[chosen] for k, v in measures.items()})
     files = {name: writer.close() for name, writer in zip(split_names, writers, strict=True)}
     reject_rows = rejects.close()
     return files, reject_rows, stats
@@ -462,8 +465,7 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
         if path is None:
             continue  # an optional input that was not given
         try:
-            entries = reader.describe_inputs(path)
-            units = reader.plan(path, options.unit_bytes)
+            entries, units = reader.survey(path, options.unit_bytes)
         except (OSError, ValueError) as exc:
             raise BuildError(f"input {spec.input!r}: {exc}") from exc
         inputs += [{"input": spec.input, "reader": spec.cls.name} | e for e in entries]

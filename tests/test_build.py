@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pmc_data.errors import BuildError
 from pmc_data.recipe import load_recipe
-from pmc_data.runner import BuildError, BuildOptions, build
+from pmc_data.runner import BuildOptions, build
 from tests.conftest import DEMO_INPUTS, make_documents, run_cli, write_jsonl
 
 RECIPE = """

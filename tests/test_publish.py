@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pmc_data.errors import PublishError
 from pmc_data.publish import (
-    PublishError,
     plan_hub_commit,
     publish_to_hub,
     publish_to_store,

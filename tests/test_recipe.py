@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pmc_data.recipe import RecipeError, find_recipe, fingerprint, load_recipe, parse_size
+from pmc_data.errors import RecipeError
+from pmc_data.recipe import find_recipe, fingerprint, load_recipe, parse_size
 from tests.conftest import DEMO_INPUTS, run_cli
 
 GOOD = """

@@ -41,6 +41,8 @@ def finished_units(folder: Path) -> dict[str, tuple[int, int]]:
         return {}
     found = {}
     for stats in units.glob("*/stats.json"):
+        if ".tmp-" in stats.parent.name:
+            continue  # a worker's scratch folder, not yet renamed into place: not finished
         info = stats.stat()
         found[stats.parent.name] = (info.st_ino, info.st_mtime_ns)
     return found

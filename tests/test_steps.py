@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -24,6 +26,34 @@ from pmc_data.steps.text import NormalizeText, NormalizeTextArgs
 )
 def test_normalize_text(raw, expected):
     assert NormalizeText().transform(raw) == expected
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFKC", "none"])
+@pytest.mark.parametrize("blank", [0, 1, 3])
+def test_vectorised_rules_equal_the_python_rules(form, blank):
+    alphabet = [
+        *"ab  \t\n\r.",
+        "\u00a0",
+        "\u2009",
+        "\u3000",
+        "\u200b",
+        "\ufeff",
+        "\u00ad",
+        "\x07",
+        "\x85",
+        "\u2028",
+        "e\u0301",
+        "\u00e9",
+        "\ufb01",
+        "\u00b2",
+        "\r\n",
+        "\n\n\n",
+    ]
+    rng = random.Random(f"{form}{blank}")
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    step = NormalizeText(NormalizeTextArgs(form=form, max_blank_lines=blank))
+    vectorised = step.apply(pa.table({"text": texts})).kept.column("text").to_pylist()
+    assert vectorised == [step.transform(t) for t in texts]
 
 
 def test_normalize_text_options():

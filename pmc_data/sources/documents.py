@@ -216,16 +216,22 @@ class JsonlReader(_FileReader):
     suffixes = JSONL_SUFFIXES
 
     def plan(self, path: str, unit_bytes: int) -> list[Unit]:
-        units = []
+        return self.survey(path, unit_bytes)[1]
+
+    def survey(self, path: str, unit_bytes: int) -> tuple[list[dict], list[Unit]]:
+        entries, units = [], []
         for file in self.files(path):
             display = display_path(self.input_name, path, file)
             size = file.stat().st_size
             if compression_of(file):
+                entries.append(file_entry(self.input_name, path, file))
                 units.append(Unit(str(file), display, 0, None, None, size))
                 continue
-            for start, end, first_line in line_aligned_ranges(file, unit_bytes):
+            digest = hashlib.sha256()
+            for start, end, first_line in line_aligned_ranges(file, unit_bytes, digest):
                 units.append(Unit(str(file), display, start, end, None, end - start, first_line))
-        return units
+            entries.append({"path": display, "bytes": size, "sha256": digest.hexdigest()})
+        return entries, units
 
     def read(self, unit: Unit) -> ReadResult:
         rows = self.builder(unit)
@@ -352,9 +358,13 @@ class DocumentsReader(Reader):
         return reader.describe_inputs(root)
 
     def plan(self, path: str, unit_bytes: int) -> list[Unit]:
+        return self.survey(path, unit_bytes)[1]
+
+    def survey(self, path: str, unit_bytes: int) -> tuple[list[dict], list[Unit]]:
         reader, root = self._delegate(path)
+        entries, units = reader.survey(root, unit_bytes)
         # The unit remembers its reader so that a worker needs nothing but the unit.
-        return [replace(unit, format=reader.name) for unit in reader.plan(root, unit_bytes)]
+        return entries, [replace(unit, format=reader.name) for unit in units]
 
     def read(self, unit: Unit) -> ReadResult:
         kind = {r.name: r for r in (JsonlReader, ParquetReader, DatasetFolderReader)}[unit.format]

@@ -82,11 +82,14 @@ def open_decompressed(path: str | Path) -> BinaryIO:
     return raw
 
 
-def line_aligned_ranges(path: str | Path, unit_bytes: int) -> list[tuple[int, int, int]]:
+def line_aligned_ranges(
+    path: str | Path, unit_bytes: int, digest: hashlib._Hash | None = None
+) -> list[tuple[int, int, int]]:
     """Split an uncompressed line file into ``(start, end, first_line)`` byte ranges.
 
     Each range ends just after a newline (or at the end of the file) and is at least
     ``unit_bytes`` long, so workers can read their range without seeing a partial line.
+    A ``digest`` given is fed the file's bytes on the way (one read for hash and plan).
 
     >>> line_aligned_ranges("three-lines.jsonl", unit_bytes=1 << 30)   # doctest: +SKIP
     [(0, 123, 1)]
@@ -98,6 +101,8 @@ def line_aligned_ranges(path: str | Path, unit_bytes: int) -> list[tuple[int, in
     position = 0
     with open(path, "rb") as handle:
         while block := handle.read(HASH_BLOCK):
+            if digest is not None:
+                digest.update(block)
             offset = 0
             while position + len(block) > target:
                 cut = block.find(b"\n", max(target - position, offset))

@@ -1,7 +1,10 @@
 """Unicode normalisation and whitespace clean-up.
 
+The step runs vectorised in Arrow (RE2 and utf8proc, no Python loop over rows);
+:meth:`NormalizeText.transform` is the same rule set for one string:
+
 >>> from pmc_data.steps.text import NormalizeText
->>> NormalizeText().transform("Caf\\u0065\\u0301  au\\u00a0lait\\u200b \\r\\n\\n\\n\\nNext ")
+>>> NormalizeText().transform("Cafe\\u0301  au\\u00a0lait\\u200b \\r\\n\\n\\n\\nNext ")
 'Café au lait\\n\\nNext'
 """
 
@@ -12,16 +15,28 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Literal
 
-from pmc_data.registry import StepArgs, TextTransform, register_step
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from pmc_data.registry import StepArgs, StepOutput, TextTransform, register_step
+
+# Each rule is written once, in the syntax both Python's re and RE2 accept.
+# Line separators other than "\n".
+_NEWLINES = r"\r\n?|[\x{2028}\x{2029}\x{85}]"
 # C0/C1 controls except tab and newline, zero-width characters, byte-order marks and soft
 # hyphens: invisible in print, harmful to tokenisers and to exact-duplicate hashing.
-_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200d\u2060\ufeff]")
-# Every horizontal space, the Unicode ones (no-break, thin, ideographic...) included.
-_SPACES = re.compile("[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
-_TRAILING = re.compile(" +\n| +$|^ +", re.MULTILINE)
-_BLANK_LINES = re.compile(r"\n{3,}")
-_NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\x85]")
+_INVISIBLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\x{ad}\x{200b}-\x{200d}\x{2060}\x{feff}]"
+# A run of horizontal space that is not already one plain space: tabs, no-break, thin and
+# ideographic spaces, or two or more spaces. (Matching single spaces too would make RE2
+# rewrite every word boundary.)
+_OTHER_SPACES = r"\t\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}"
+_SPACES = f" *[{_OTHER_SPACES}][ {_OTHER_SPACES}]*| {{2,}}"
+_AROUND_NEWLINE = r" *\n *"
+
+
+def _python(pattern: str) -> re.Pattern:
+    """RE2's ``\\x{2028}`` is Python's ``\\u2028``."""
+    return re.compile(re.sub(r"\\x\{([0-9a-f]+)\}", lambda m: chr(int(m.group(1), 16)), pattern))
 
 
 class NormalizeTextArgs(StepArgs):
@@ -47,9 +62,15 @@ class NormalizeText(TextTransform):
 
     def __init__(self, args: NormalizeTextArgs | None = None, schema: str = "medc_k") -> None:
         super().__init__(args, schema)
-        blank = self.args.max_blank_lines
-        self._blank_lines = re.compile(f"\n{{{blank + 2},}}") if blank >= 0 else _BLANK_LINES
-        self._blank_replacement = "\n" * (blank + 1)
+        keep = max(self.args.max_blank_lines, 0)
+        rules = [(_NEWLINES, "\n")]
+        if self.args.strip_invisible:
+            rules.append((_INVISIBLE, ""))
+        if self.args.collapse_spaces:
+            rules += [(_SPACES, " "), (_AROUND_NEWLINE, "\n")]
+        rules.append((f"\n{{{keep + 2},}}", "\n" * (keep + 1)))
+        self.rules = rules
+        self._compiled = [(_python(p), r) for p, r in rules]
 
     def columns(self) -> Sequence[str]:
         if self.args.columns:
@@ -57,14 +78,32 @@ class NormalizeText(TextTransform):
         return ("instruction", "input", "output") if self.schema == "medc_i" else ("text",)
 
     def transform(self, text: str) -> str:
-        args = self.args
-        if args.form != "none" and not unicodedata.is_normalized(args.form, text):
-            text = unicodedata.normalize(args.form, text)
-        text = _NEWLINES.sub("\n", text)
-        if args.strip_invisible:
-            text = _INVISIBLE.sub("", text)
-        if args.collapse_spaces:
-            text = _SPACES.sub(" ", text)
-            text = _TRAILING.sub(lambda m: "\n" if m.group().endswith("\n") else "", text)
-        text = self._blank_lines.sub(self._blank_replacement, text)
+        form = self.args.form
+        if form != "none" and not unicodedata.is_normalized(form, text):
+            text = unicodedata.normalize(form, text)
+        for pattern, replacement in self._compiled:
+            text = pattern.sub(replacement, text)
         return text.strip()
+
+    def normalize_array(self, values: pa.ChunkedArray | pa.Array) -> pa.Array:
+        """The same rules over a whole Arrow string column."""
+        form = self.args.form
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        values = values.cast(pa.string())
+        if form != "none":
+            # Only non-ASCII strings can change; normalising just those saves most of the cost.
+            ascii_ = pc.fill_null(pc.string_is_ascii(values), True)
+            if not pc.all(ascii_).as_py():
+                others = pc.invert(ascii_)
+                normalised = pc.utf8_normalize(values.filter(others), form)
+                values = pc.replace_with_mask(values, others, normalised)
+        for pattern, replacement in self.rules:
+            values = pc.replace_substring_regex(values, pattern, replacement)
+        return pc.utf8_trim_whitespace(values)
+
+    def apply(self, batch: pa.Table) -> StepOutput:
+        for column in self.columns():
+            index = batch.schema.get_field_index(column)
+            batch = batch.set_column(index, column, self.normalize_array(batch.column(index)))
+        return StepOutput(batch)
