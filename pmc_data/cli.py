@@ -74,8 +74,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--workers", "-w", type=int, default=1, help="worker processes (default 1)")
     build.add_argument(
         "--unit-size",
-        default="32MB",
-        help="input bytes per work unit (default 32MB; smaller resumes finer)",
+        default="16MiB",
+        help="most input bytes per work unit (default 16MiB; smaller inputs get smaller units)",
     )
     build.add_argument(
         "--overwrite", action="store_true", help="replace a different build in --output"

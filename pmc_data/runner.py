@@ -445,6 +445,21 @@ def _collect_counts(pipeline: Pipeline, unit_stats: list[dict]) -> dict:
     return {k: v | {"dropped": dict(sorted(v["dropped"].items()))} for k, v in counts.items()}
 
 
+def _unit_size(recipe: Recipe, most: int) -> int:
+    """Units of at most ``most`` bytes, and small enough that a small input still makes
+    about 32 units to spread over the workers. Depends on the inputs only, never on the
+    worker count, so a restart with other ``--workers`` still finds its finished units.
+    """
+    total = 0
+    for path in recipe.input_paths.values():
+        root = Path(path)
+        if root.is_file():
+            total += root.stat().st_size
+        elif root.is_dir():
+            total += sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    return min(most, max(1 << 20, total // 32))
+
+
 def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> BuildResult:
     """Build ``recipe`` into the dataset folder ``output`` (see the module docstring)."""
     from pmc_data.card import write_card
@@ -457,6 +472,7 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
     resolved = recipe.resolved()
 
     log.info("hashing inputs")
+    unit_bytes = _unit_size(recipe, options.unit_bytes)
     inputs, planned = [], []
     for reader_index, (spec, reader) in enumerate(
         zip(recipe.readers, pipeline.readers, strict=True)
@@ -465,7 +481,7 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
         if path is None:
             continue  # an optional input that was not given
         try:
-            entries, units = reader.survey(path, options.unit_bytes)
+            entries, units = reader.survey(path, unit_bytes)
         except (OSError, ValueError) as exc:
             raise BuildError(f"input {spec.input!r}: {exc}") from exc
         inputs += [{"input": spec.input, "reader": spec.cls.name} | e for e in entries]
