@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from pmc_data import __version__
-from pmc_data.report import CorpusStats
+from pmc_data.report import CorpusStats, merged_stats
 from pmc_data.writer import RejectWriter, file_record
 
 DEPENDENCIES = (
@@ -41,25 +41,12 @@ def dependency_versions() -> dict[str, str]:
     return versions
 
 
-def merged_stats(stats: dict[str, CorpusStats]) -> dict:
-    totals: dict = {
-        "rows": 0,
-        "characters": 0,
-        "words": 0,
-        "sources": {},
-        "licenses": {},
-        "words_per_source": {},
-    }
-    for s in stats.values():
-        summary = s.summary()
-        for key in ("rows", "characters", "words"):
-            totals[key] += summary[key]
-        for key in ("sources", "licenses", "words_per_source"):
-            for name, n in summary[key].items():
-                totals[key][name] = totals[key].get(name, 0) + n
-    for key in ("sources", "licenses", "words_per_source"):
-        totals[key] = dict(sorted(totals[key].items()))
-    return totals
+def step_table(counts: dict, labels: list[str], readers: int) -> list[dict]:
+    """Every reader and step in order with its in / out / dropped-by-reason."""
+    return [
+        {"step": label, "kind": "reader" if i < readers else "step"} | counts[label]
+        for i, label in enumerate(labels)
+    ]
 
 
 def make_manifest(
@@ -67,8 +54,7 @@ def make_manifest(
     resolved: dict,
     fp: str,
     inputs: list[dict],
-    counts: dict,
-    labels: list[str],
+    steps: list[dict],
     files: dict[str, list[Path]],
     reject_rows: dict[str, int],
     stats: dict[str, CorpusStats],
@@ -77,8 +63,6 @@ def make_manifest(
     errors: int,
 ) -> dict:
     """The manifest of a finished build (data files must already be in ``output/data``)."""
-    kinds = {label: "reader" for label in labels[: len(recipe.readers)]}
-    steps = [{"step": label, "kind": kinds.get(label, "step")} | counts[label] for label in labels]
     outputs = [
         file_record(output / "data" / path.name, output) | {"split": split}
         for split, paths in files.items()
@@ -86,7 +70,7 @@ def make_manifest(
     ]
     rejects = [
         file_record(output / "rejects" / RejectWriter.file_name(label), output) | {"step": label}
-        for label in labels
+        for label in (s["step"] for s in steps)
         if label in reject_rows
     ]
     return {

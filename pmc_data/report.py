@@ -105,7 +105,29 @@ class CorpusStats:
         }
 
 
-def write_plots(manifest: dict, stats: dict[str, CorpusStats], folder: Path) -> list[str]:
+def merged_stats(stats: dict[str, CorpusStats]) -> dict:
+    """Totals over all splits: rows, characters, words, source and license mixes."""
+    totals: dict = {
+        "rows": 0,
+        "characters": 0,
+        "words": 0,
+        "sources": {},
+        "licenses": {},
+        "words_per_source": {},
+    }
+    for s in stats.values():
+        summary = s.summary()
+        for key in ("rows", "characters", "words"):
+            totals[key] += summary[key]
+        for key in ("sources", "licenses", "words_per_source"):
+            for name, n in summary[key].items():
+                totals[key][name] = totals[key].get(name, 0) + n
+    for key in ("sources", "licenses", "words_per_source"):
+        totals[key] = dict(sorted(totals[key].items()))
+    return totals
+
+
+def write_plots(steps: list[dict], stats: dict[str, CorpusStats], folder: Path) -> list[str]:
     """The four PNGs of ``report/``; returns their paths relative to the dataset folder."""
     import matplotlib
 
@@ -113,7 +135,7 @@ def write_plots(manifest: dict, stats: dict[str, CorpusStats], folder: Path) -> 
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    totals = manifest["totals"]
+    totals = merged_stats(stats)
     paths = []
 
     def save(fig, name: str) -> None:
@@ -121,9 +143,9 @@ def write_plots(manifest: dict, stats: dict[str, CorpusStats], folder: Path) -> 
         plt.close(fig)
         paths.append(f"report/{name}.png")
 
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(manifest["steps"])))
-    labels = [s["step"] for s in manifest["steps"]]
-    outs = [s["out"] for s in manifest["steps"]]
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(steps)))
+    labels = [s["step"] for s in steps]
+    outs = [s["out"] for s in steps]
     ax.barh(labels[::-1], outs[::-1], color="#4C72B0")
     for y, value in enumerate(outs[::-1]):
         ax.text(value, y, f" {value:,}", va="center", fontsize=8)

@@ -25,46 +25,38 @@ Memory is bounded by the unit size times the number of workers, plus the signatu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import shutil
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import orjson
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from pmc_data.assemble import ORDER_SHIFT, Assembly
 from pmc_data.errors import BuildError
-from pmc_data.recipe import Recipe, fingerprint, parse_size
-from pmc_data.registry import DECISION_SCHEMA, REJECT_SCHEMA, Dropped, Reader, Unit
-from pmc_data.report import MEASURES, CorpusStats, measure
-from pmc_data.schema import schema_for, with_hf_metadata
-from pmc_data.writer import RejectWriter, SplitWriter, shard_count
+from pmc_data.recipe import Recipe, fingerprint
+from pmc_data.registry import DECISION_SCHEMA, Unit
+from pmc_data.units import Pipeline, count, init_worker, process_unit, unit_key, work_unit
 
 log = logging.getLogger("pmc_data")
 
 WORK = ".work"
 MANAGED = ("data", "rejects", "report", "README.md", "manifest.json")
-DEFAULT_UNIT_BYTES = 32 << 20
-ORDER_SHIFT = 32  # _order = unit ordinal << 32 | row within the unit
+DEFAULT_UNIT_BYTES = 16 << 20
 
 
 @dataclass
 class BuildOptions:
     workers: int = 1
-    #: Input bytes per work unit; smaller units resume finer, larger ones cost less overhead.
+    #: Most input bytes per work unit; smaller units resume finer, larger ones cost less.
     unit_bytes: int = DEFAULT_UNIT_BYTES
     overwrite: bool = False
     progress: bool = True
@@ -83,148 +75,6 @@ class BuildResult:
     input_errors: int = 0
     error_rate_exceeded: bool = False
     manifest: dict = field(default_factory=dict)
-
-
-@dataclass
-class Pipeline:
-    """The recipe's steps, instantiated once per process."""
-
-    schema: str
-    readers: list[Reader]
-    reader_labels: list[str]
-    documents: list
-    document_labels: list[str]
-    globals: list
-    global_labels: list[str]
-
-    @classmethod
-    def from_recipe(cls, recipe: Recipe) -> Pipeline:
-        labels = _labels([r.label for r in recipe.readers] + [s.label for s in recipe.steps])
-        n_read, n_doc = len(recipe.readers), len(recipe.document_steps)
-        return cls(
-            schema=recipe.schema,
-            readers=[r.build(recipe.schema) for r in recipe.readers],
-            reader_labels=labels[:n_read],
-            documents=[s.build(recipe.schema) for s in recipe.document_steps],
-            document_labels=labels[n_read : n_read + n_doc],
-            globals=[s.build(recipe.schema) for s in recipe.global_steps],
-            global_labels=labels[n_read + n_doc :],
-        )
-
-    @property
-    def labels(self) -> list[str]:
-        return self.reader_labels + self.document_labels + self.global_labels
-
-
-def _labels(names: list[str]) -> list[str]:
-    counts = Counter(names)
-    return [f"{n}@{i}" if counts[n] > 1 else n for i, n in enumerate(names)]
-
-
-# --------------------------------------------------------------------------- unit processing
-
-_PIPELINE: Pipeline | None = None
-
-
-def _init_worker(recipe: Recipe) -> None:
-    global _PIPELINE
-    _PIPELINE = Pipeline.from_recipe(recipe)
-
-
-def _reject_rows(label: str, dropped: Dropped, schema: str) -> pa.Table:
-    """REJECT_SCHEMA rows for records a step dropped; the whole record is kept as JSON."""
-    table = dropped.table
-    where = "metadata" if schema == "medc_k" else "provenance"
-    place = table.column(where).combine_chunks()
-    records = [orjson.dumps(r, default=str).decode() for r in table.to_pylist()]
-    return pa.table(
-        {
-            "step": pa.array([label] * len(table), pa.string()),
-            "reason": pa.array(dropped.reasons, pa.string()),
-            "detail": pa.array(dropped.details or [None] * len(table), pa.string()),
-            "id": table.column("id"),
-            "input_file": pc.struct_field(place, "input_file"),
-            "input_member": pc.struct_field(place, "input_member"),
-            "record": pa.array(records, pa.string()),
-        },
-        schema=REJECT_SCHEMA,
-    )
-
-
-def _count(n_in: int, n_out: int, reasons: list[str]) -> dict:
-    return {"in": n_in, "out": n_out, "dropped": dict(sorted(Counter(reasons).items()))}
-
-
-def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path) -> dict:
-    """Read one unit, run the document steps, and write its results to ``target``."""
-    started = time.perf_counter()
-    reader_label = pipeline.reader_labels[reader_index]
-    result = pipeline.readers[reader_index].read(unit)
-    batch = result.table
-    rejects: list[pa.Table] = []
-    counts = {reader_label: _count(result.items, len(batch), [e["reason"] for e in result.errors])}
-    if result.errors:
-        errors = [e | {"step": reader_label} for e in result.errors]
-        rejects.append(pa.Table.from_pylist(errors, schema=REJECT_SCHEMA))
-    for label, step in zip(pipeline.document_labels, pipeline.documents, strict=True):
-        n_in = len(batch)
-        output = step.apply(batch)
-        batch = output.kept
-        reasons = output.dropped.reasons if output.dropped else []
-        counts[label] = _count(n_in, len(batch), reasons)
-        if output.dropped:
-            rejects.append(_reject_rows(label, output.dropped, pipeline.schema))
-    scratch = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    for index, step in enumerate(pipeline.globals):
-        signatures = step.signatures(batch)
-        signatures = signatures.append_column("_row", pa.array(np.arange(len(batch)), pa.int64()))
-        pq.write_table(signatures, scratch / f"signatures-{index}.parquet", compression="zstd")
-    # Row measures for the card travel with the rows, so the writer only sums them.
-    for name, values in measure(batch, pipeline.schema).items():
-        batch = batch.append_column(name, pa.array(values, pa.int64()))
-    with (
-        pa.OSFile(str(scratch / "kept.arrow"), "wb") as sink,
-        pa.ipc.new_file(sink, batch.schema) as writer,
-    ):
-        writer.write_table(batch)
-    if rejects:
-        pq.write_table(pa.concat_tables(rejects), scratch / "rejects.parquet", compression="zstd")
-    stats = {
-        "unit": unit.describe(),
-        "rows": len(batch),
-        "items": result.items,
-        "input_errors": len(result.errors),
-        "counts": counts,
-        "seconds": round(time.perf_counter() - started, 4),
-    }
-    (scratch / "stats.json").write_text(json.dumps(stats))
-    # The rename is the commit point: a unit folder either exists whole or not at all.
-    scratch.rename(target)
-    return stats
-
-
-def _work_unit(task: tuple[int, Unit, str]) -> dict:
-    reader_index, unit, target = task
-    assert _PIPELINE is not None
-    return process_unit(_PIPELINE, reader_index, unit, Path(target))
-
-
-# --------------------------------------------------------------------------------- the build
-
-
-def unit_key(reader_index: int, unit: Unit, input_hashes: dict[str, str]) -> str:
-    """A unit's folder name: stable across restarts with the same inputs and unit size."""
-    identity = [
-        reader_index,
-        unit.display,
-        unit.start,
-        unit.end,
-        unit.member,
-        input_hashes.get(unit.display, ""),
-    ]
-    return hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:16]
 
 
 def _prepare_output(output: Path, fp: str, overwrite: bool) -> bool:
@@ -260,18 +110,34 @@ def _prepare_output(output: Path, fp: str, overwrite: bool) -> bool:
     return False
 
 
+def _start_pool(recipe: Recipe, workers: int) -> ProcessPoolExecutor:
+    """A warm pool: workers start importing while the main process hashes the inputs."""
+    # spawn, not fork: polars and pyarrow hold thread pools that fork would copy broken.
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(recipe,),
+    )
+    for _ in range(workers):
+        pool.submit(time.sleep, 0)
+    return pool
+
+
 def _run_units(
-    recipe: Recipe, pipeline: Pipeline, tasks: list[tuple[int, Unit, str]], options: BuildOptions
+    pipeline: Pipeline,
+    tasks: list[tuple[int, Unit, str]],
+    pool: ProcessPoolExecutor | None,
+    progress: bool,
 ) -> None:
-    """Process pending units, inline for one worker, else in a spawned process pool."""
-    total_bytes = sum(unit.size for _, unit, _ in tasks)
+    """Process pending units, inline without a pool, else in the pool."""
     bar = tqdm(
-        total=total_bytes,
+        total=sum(unit.size for _, unit, _ in tasks),
         unit="B",
         unit_scale=True,
         desc="units",
         file=sys.stderr,
-        disable=not options.progress or not tasks,
+        disable=not progress or not tasks,
         dynamic_ncols=True,
     )
     started, records = time.perf_counter(), 0
@@ -283,18 +149,13 @@ def _run_units(
         rate = records / max(time.perf_counter() - started, 1e-9)
         bar.set_postfix_str(f"{records:,} records, {rate:,.0f} records/s")
 
-    if options.workers <= 1 or len(tasks) <= 1:
+    if pool is None:
         for reader_index, unit, target in tasks:
             advance(unit, process_unit(pipeline, reader_index, unit, Path(target)))
     else:
-        # spawn, not fork: polars and pyarrow hold thread pools that fork would copy broken.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            options.workers, mp_context=context, initializer=_init_worker, initargs=(recipe,)
-        ) as pool:
-            futures = {pool.submit(_work_unit, task): task for task in tasks}
-            for future in as_completed(futures):
-                advance(futures[future][1], future.result())
+        futures = {pool.submit(work_unit, task): task for task in tasks}
+        for future in as_completed(futures):
+            advance(futures[future][1], future.result())
     bar.close()
 
 
@@ -317,119 +178,11 @@ def _global_drops(pipeline: Pipeline, unit_dirs: list[Path], counts: dict) -> pl
             step.decide(signatures) if len(signatures) else pl.DataFrame(schema=DECISION_SCHEMA)
         )
         decided = decided.select(list(DECISION_SCHEMA)).cast(DECISION_SCHEMA)
-        counts[label] = _count(
+        counts[label] = count(
             len(signatures), len(signatures) - len(decided), decided["reason"].to_list()
         )
         drops = pl.concat([drops, decided.with_columns(step=pl.lit(label))])
     return drops.sort("_order")
-
-
-def split_of(ids: list[str], splits: dict[str, float]) -> np.ndarray:
-    """Index of each id's split, from a hash of the id (stable across versions)."""
-    if len(splits) == 1:
-        return np.zeros(len(ids), dtype=np.int8)
-    edges = np.cumsum(list(splits.values()))
-    points = (
-        np.array(
-            [int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest()) for i in ids],
-            dtype=np.float64,
-        )
-        / 2.0**64
-    )
-    return np.minimum(np.searchsorted(edges, points, side="right"), len(splits) - 1).astype(np.int8)
-
-
-def _read_kept(folder: Path) -> pa.Table:
-    with pa.memory_map(str(folder / "kept.arrow")) as source:
-        return pa.ipc.open_file(source).read_all()
-
-
-def _write_outputs(
-    recipe: Recipe, pipeline: Pipeline, unit_dirs: list[Path], drops: pl.DataFrame, output: Path
-):
-    """Stream kept rows into the split files and rejects into ``rejects/``; gather stats."""
-    settings = recipe.model.output
-    split_names = list(settings.splits)
-    schema = with_hf_metadata(schema_for(recipe.schema))
-    drop_orders = drops["_order"].to_numpy()
-
-    def live_mask(ordinal: int, rows: int) -> np.ndarray:
-        lo = np.searchsorted(drop_orders, ordinal << ORDER_SHIFT)
-        hi = np.searchsorted(drop_orders, (ordinal + 1) << ORDER_SHIFT)
-        mask = np.ones(rows, dtype=bool)
-        mask[drop_orders[lo:hi] - (ordinal << ORDER_SHIFT)] = False
-        return mask
-
-    # Pass 1: rows and bytes per split, to fix the number of files before writing any.
-    split_rows = np.zeros(len(split_names), dtype=np.int64)
-    split_bytes = np.zeros(len(split_names), dtype=np.int64)
-    for ordinal, folder in enumerate(unit_dirs):
-        kept = _read_kept(folder)
-        if not len(kept):
-            continue
-        mask = live_mask(ordinal, len(kept))
-        which = split_of(kept.column("id").to_pylist(), settings.splits)[mask]
-        sizes = kept.column("_bytes").to_numpy()[mask]
-        for index in range(len(split_names)):
-            chosen = which == index
-            split_rows[index] += int(chosen.sum())
-            split_bytes[index] += int(sizes[chosen].sum())
-    target = parse_size(settings.shard_size)
-    data_dir, reject_dir = output / WORK / "final" / "data", output / WORK / "final" / "rejects"
-    shutil.rmtree(output / WORK / "final", ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    writers = [
-        SplitWriter(
-            data_dir,
-            name,
-            schema,
-            int(split_rows[i]),
-            shard_count(int(split_bytes[i]), target),
-            settings.row_group_rows,
-        )
-        for i, name in enumerate(split_names)
-    ]
-    rejects = RejectWriter(reject_dir, REJECT_SCHEMA)
-    stats = {name: CorpusStats() for name in split_names}
-    # Pass 2: the rows themselves, unit by unit in input order.
-    for ordinal, folder in enumerate(unit_dirs):
-        unit_rejects = folder / "rejects.parquet"
-        if unit_rejects.is_file():
-            table = pq.read_table(unit_rejects)
-            for label in pipeline.reader_labels + pipeline.document_labels:
-                rejects.write(label, table.filter(pc.equal(table.column("step"), label)))
-        kept = _read_kept(folder)
-        if not len(kept):
-            continue
-        mask = live_mask(ordinal, len(kept))
-        measures = {name: kept.column(name).to_numpy() for name in MEASURES}
-        kept = kept.drop_columns(list(MEASURES))
-        if not mask.all():
-            lo, hi = ordinal << ORDER_SHIFT, (ordinal + 1) << ORDER_SHIFT
-            unit_drops = drops.filter(pl.col("_order").is_between(lo, hi, closed="left"))
-            rows = pa.array(unit_drops["_order"].to_numpy() - lo)
-            for label in pipeline.global_labels:
-                mine = unit_drops["step"].to_numpy() == label
-                if mine.any():
-                    chosen = pl.Series(mine)
-                    dropped = Dropped(
-                        kept.take(rows.filter(pa.array(mine))),
-                        unit_drops["reason"].filter(chosen).to_list(),
-                        unit_drops["detail"].filter(chosen).to_list(),
-                    )
-                    rejects.write(label, _reject_rows(label, dropped, recipe.schema))
-            kept = kept.filter(pa.array(mask))
-            measures = {name: values[mask] for name, values in measures.items()}
-        which = split_of(kept.column("id").to_pylist(), settings.splits)
-        for index, writer in enumerate(writers):
-            chosen = which == index
-            part = kept if chosen.all() else kept.filter(pa.array(chosen))
-            if len(part):
-                writer.write(part.cast(schema))
-                stats[split_names[index]].add(part, {k: v[chosen] for k, v in measures.items()})
-    files = {name: writer.close() for name, writer in zip(split_names, writers, strict=True)}
-    reject_rows = rejects.close()
-    return files, reject_rows, stats
 
 
 def _collect_counts(pipeline: Pipeline, unit_stats: list[dict]) -> dict:
@@ -460,23 +213,10 @@ def _unit_size(recipe: Recipe, most: int) -> int:
     return min(most, max(1 << 20, total // 32))
 
 
-def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> BuildResult:
-    """Build ``recipe`` into the dataset folder ``output`` (see the module docstring)."""
-    from pmc_data.card import write_card
-    from pmc_data.manifest import make_manifest
-    from pmc_data.report import write_plots
-
-    options = options or BuildOptions()
-    output = Path(output)
-    pipeline = Pipeline.from_recipe(recipe)
-    resolved = recipe.resolved()
-
-    log.info("hashing inputs")
-    unit_bytes = _unit_size(recipe, options.unit_bytes)
+def _survey(recipe: Recipe, pipeline: Pipeline, unit_bytes: int):
+    """Input manifest entries and ``(reader index, unit)`` pairs of every given input."""
     inputs, planned = [], []
-    for reader_index, (spec, reader) in enumerate(
-        zip(recipe.readers, pipeline.readers, strict=True)
-    ):
+    for index, (spec, reader) in enumerate(zip(recipe.readers, pipeline.readers, strict=True)):
         path = recipe.input_paths.get(spec.input)
         if path is None:
             continue  # an optional input that was not given
@@ -485,7 +225,32 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
         except (OSError, ValueError) as exc:
             raise BuildError(f"input {spec.input!r}: {exc}") from exc
         inputs += [{"input": spec.input, "reader": spec.cls.name} | e for e in entries]
-        planned += [(reader_index, unit) for unit in units]
+        planned += [(index, unit) for unit in units]
+    return inputs, planned
+
+
+def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> BuildResult:
+    """Build ``recipe`` into the dataset folder ``output`` (see the module docstring)."""
+    options = options or BuildOptions()
+    with ExitStack() as stack:
+        pool = None
+        if options.workers > 1:
+            pool = _start_pool(recipe, options.workers)
+            stack.callback(pool.shutdown, cancel_futures=True)
+        return _build(recipe, Path(output), options, pool)
+
+
+def _build(
+    recipe: Recipe, output: Path, options: BuildOptions, pool: ProcessPoolExecutor | None
+) -> BuildResult:
+    from pmc_data.card import write_card
+    from pmc_data.manifest import make_manifest, step_table
+    from pmc_data.report import write_plots
+
+    pipeline = Pipeline.from_recipe(recipe)
+    resolved = recipe.resolved()
+    log.info("hashing inputs")
+    inputs, planned = _survey(recipe, pipeline, _unit_size(recipe, options.unit_bytes))
     fp = fingerprint(resolved, inputs)
     if _prepare_output(output, fp, options.overwrite):
         manifest = json.loads((output / "manifest.json").read_text())
@@ -506,41 +271,41 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
     if resumed:
         log.info("resuming: %d of %d units already done", resumed, len(planned))
     log.info("processing %d units with %d worker(s)", len(tasks), options.workers)
-    _run_units(recipe, pipeline, tasks, options)
+    _run_units(pipeline, tasks, pool, options.progress)
 
     unit_stats = [json.loads((f / "stats.json").read_text()) for f in unit_dirs]
     counts = _collect_counts(pipeline, unit_stats)
     log.info("running %d global step(s)", len(pipeline.globals))
     drops = _global_drops(pipeline, unit_dirs, counts)
     log.info("writing data files")
-    files, reject_rows, stats = _write_outputs(recipe, pipeline, unit_dirs, drops, output)
-
+    assembly = Assembly(recipe, pipeline, unit_dirs, drops)
+    stats = assembly.measure()
+    steps = step_table(counts, pipeline.labels, len(pipeline.readers))
+    # The plots need only the counts: drawn by a worker while this process writes the data.
+    plots: Future | None = None
+    if pool is not None:
+        plots = pool.submit(write_plots, steps, stats, output / "report")
+    else:
+        write_plots(steps, stats, output / "report")
     final = output / WORK / "final"
+    shutil.rmtree(final, ignore_errors=True)
+    files, reject_rows = assembly.write(final)
     for name in ("data", "rejects"):
         if (final / name).is_dir():
             (final / name).rename(output / name)
+    if plots is not None:
+        plots.result()
+
     items = sum(s["items"] for s in unit_stats)
     errors = sum(s["input_errors"] for s in unit_stats)
     manifest = make_manifest(
-        recipe,
-        resolved,
-        fp,
-        inputs,
-        counts,
-        pipeline.labels,
-        files,
-        reject_rows,
-        stats,
-        output,
-        items,
-        errors,
+        recipe, resolved, fp, inputs, steps, files, reject_rows, stats, output, items, errors
     )
-    write_plots(manifest, stats, output / "report")
     write_card(recipe, manifest, output)
-    (output / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    # Written last: a manifest marks a finished build.
+    (output / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if not options.keep_work:
         shutil.rmtree(output / WORK)
-    rate = errors / items if items else 0.0
     limit = recipe.model.max_error_rate
     return BuildResult(
         output,
@@ -550,6 +315,6 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
         units_resumed=resumed,
         items_read=items,
         input_errors=errors,
-        error_rate_exceeded=limit is not None and rate > limit,
+        error_rate_exceeded=limit is not None and items > 0 and errors / items > limit,
         manifest=manifest,
     )

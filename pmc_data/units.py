@@ -1,0 +1,164 @@
+"""Worker side of a build: the recipe's steps over one work unit, results to disk.
+
+:func:`process_unit` is what a worker runs: read the unit, apply the document steps, compute
+the global steps' signatures and the rows' measures, and write everything into the unit's
+folder, renamed into place at the end so that a unit is either finished or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pmc_data.recipe import Recipe
+from pmc_data.registry import REJECT_SCHEMA, Dropped, Reader, Unit
+from pmc_data.report import measure
+
+
+@dataclass
+class Pipeline:
+    """The recipe's steps, instantiated once per process."""
+
+    schema: str
+    readers: list[Reader]
+    reader_labels: list[str]
+    documents: list
+    document_labels: list[str]
+    globals: list
+    global_labels: list[str]
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> Pipeline:
+        labels = _labels([r.label for r in recipe.readers] + [s.label for s in recipe.steps])
+        n_read, n_doc = len(recipe.readers), len(recipe.document_steps)
+        return cls(
+            schema=recipe.schema,
+            readers=[r.build(recipe.schema) for r in recipe.readers],
+            reader_labels=labels[:n_read],
+            documents=[s.build(recipe.schema) for s in recipe.document_steps],
+            document_labels=labels[n_read : n_read + n_doc],
+            globals=[s.build(recipe.schema) for s in recipe.global_steps],
+            global_labels=labels[n_read + n_doc :],
+        )
+
+    @property
+    def labels(self) -> list[str]:
+        return self.reader_labels + self.document_labels + self.global_labels
+
+
+def _labels(names: list[str]) -> list[str]:
+    counts = Counter(names)
+    return [f"{n}@{i}" if counts[n] > 1 else n for i, n in enumerate(names)]
+
+
+_PIPELINE: Pipeline | None = None
+
+
+def init_worker(recipe: Recipe) -> None:
+    global _PIPELINE
+    _PIPELINE = Pipeline.from_recipe(recipe)
+
+
+def reject_rows(label: str, dropped: Dropped, schema: str) -> pa.Table:
+    """REJECT_SCHEMA rows for records a step dropped; the whole record is kept as JSON."""
+    table = dropped.table
+    where = "metadata" if schema == "medc_k" else "provenance"
+    place = table.column(where).combine_chunks()
+    records = [orjson.dumps(r, default=str).decode() for r in table.to_pylist()]
+    return pa.table(
+        {
+            "step": pa.array([label] * len(table), pa.string()),
+            "reason": pa.array(dropped.reasons, pa.string()),
+            "detail": pa.array(dropped.details or [None] * len(table), pa.string()),
+            "id": table.column("id"),
+            "input_file": pc.struct_field(place, "input_file"),
+            "input_member": pc.struct_field(place, "input_member"),
+            "record": pa.array(records, pa.string()),
+        },
+        schema=REJECT_SCHEMA,
+    )
+
+
+def count(n_in: int, n_out: int, reasons: list[str]) -> dict:
+    return {"in": n_in, "out": n_out, "dropped": dict(sorted(Counter(reasons).items()))}
+
+
+def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path) -> dict:
+    """Read one unit, run the document steps, and write its results to ``target``."""
+    started = time.perf_counter()
+    reader_label = pipeline.reader_labels[reader_index]
+    result = pipeline.readers[reader_index].read(unit)
+    batch = result.table
+    rejects: list[pa.Table] = []
+    counts = {reader_label: count(result.items, len(batch), [e["reason"] for e in result.errors])}
+    if result.errors:
+        errors = [e | {"step": reader_label} for e in result.errors]
+        rejects.append(pa.Table.from_pylist(errors, schema=REJECT_SCHEMA))
+    for label, step in zip(pipeline.document_labels, pipeline.documents, strict=True):
+        n_in = len(batch)
+        output = step.apply(batch)
+        batch = output.kept
+        reasons = output.dropped.reasons if output.dropped else []
+        counts[label] = count(n_in, len(batch), reasons)
+        if output.dropped:
+            rejects.append(reject_rows(label, output.dropped, pipeline.schema))
+    scratch = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    for index, step in enumerate(pipeline.globals):
+        signatures = step.signatures(batch)
+        signatures = signatures.append_column("_row", pa.array(np.arange(len(batch)), pa.int64()))
+        pq.write_table(signatures, scratch / f"signatures-{index}.parquet", compression="zstd")
+    # Row measures for the card travel with the rows, so the writer only sums them.
+    for name, values in measure(batch, pipeline.schema).items():
+        batch = batch.append_column(name, pa.array(values, pa.int64()))
+    with (
+        pa.OSFile(str(scratch / "kept.arrow"), "wb") as sink,
+        pa.ipc.new_file(sink, batch.schema) as writer,
+    ):
+        writer.write_table(batch)
+    if rejects:
+        pq.write_table(pa.concat_tables(rejects), scratch / "rejects.parquet", compression="zstd")
+    stats = {
+        "unit": unit.describe(),
+        "rows": len(batch),
+        "items": result.items,
+        "input_errors": len(result.errors),
+        "counts": counts,
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+    (scratch / "stats.json").write_text(json.dumps(stats))
+    # The rename is the commit point: a unit folder either exists whole or not at all.
+    scratch.rename(target)
+    return stats
+
+
+def work_unit(task: tuple[int, Unit, str]) -> dict:
+    reader_index, unit, target = task
+    assert _PIPELINE is not None
+    return process_unit(_PIPELINE, reader_index, unit, Path(target))
+
+
+def unit_key(reader_index: int, unit: Unit, input_hashes: dict[str, str]) -> str:
+    """A unit's folder name: stable across restarts with the same inputs and unit size."""
+    identity = [
+        reader_index,
+        unit.display,
+        unit.start,
+        unit.end,
+        unit.member,
+        input_hashes.get(unit.display, ""),
+    ]
+    return hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:16]
