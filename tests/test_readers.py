@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
-import random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +12,7 @@ import pytest
 import zstandard
 
 from pmc_data.registry import reader_class
-from pmc_data.sources.documents import DocumentArgs, HubDatasetArgs, fast_read, read_all
+from pmc_data.sources.documents import DocumentArgs, HubDatasetArgs, read_all
 from pmc_data.sources.files import line_aligned_ranges
 from tests.conftest import make_documents, write_jsonl
 
@@ -181,64 +180,3 @@ def test_unknown_metadata_field_is_an_error():
         from pmc_data.sources.documents import RowBuilder
 
         RowBuilder(DocumentArgs(metadata_fields={"colour": "c"}), "docs", "docs/a.jsonl")
-
-
-FAST_ARGS = DocumentArgs(
-    source="pmc", license_field="lic", metadata_fields={"title": "title", "year": "year"}
-)
-
-
-def _unit_and_data(tmp_path, lines: list[bytes]):
-    path = tmp_path / "u.jsonl"
-    path.write_bytes(b"".join(lines))
-    reader = reader_class("jsonl")(FAST_ARGS, "medc_k", "docs")
-    unit = reader.plan(str(path), 1 << 30)[0]
-    return reader, unit, path.read_bytes()
-
-
-def test_fast_path_equals_the_line_path(tmp_path):
-    rng = random.Random(7)
-    records = []
-    for i in range(2000):
-        record = {
-            "id": rng.choice([f"doc-{i}", f"pmc:doc-{i}"]),
-            "text": rng.choice(["plain", "caf\u00e9 \u2014 \U0001f600", 'quote " \\ tab\t', ""])
-            + f" {i}",
-        }
-        if rng.random() < 0.7:
-            record["title"] = rng.choice(["A title", "Ünïcode", None])
-        if rng.random() < 0.5:
-            record["year"] = rng.choice([1999, 2024, 7, None])
-        if rng.random() < 0.6:
-            record["lic"] = rng.choice(["CC0-1.0", "", None])
-        record["extra"] = rng.choice([1, "x", [1, 2], {"a": 1}])
-        records.append(record)
-    lines = [json.dumps(r, ensure_ascii=rng.random() < 0.5).encode() + b"\n" for r in records]
-    reader, unit, data = _unit_and_data(tmp_path, lines)
-    fast = fast_read(FAST_ARGS, "docs", unit, data)
-    assert fast is not None
-    slow = reader.read_lines(unit, data)
-    assert fast.table.to_pylist() == slow.table.to_pylist()
-    assert fast.table.equals(slow.table) and fast.items == slow.items == 2000
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        b"\n",  # blank line
-        b'{"id": 5, "text": "int id"}\n',  # needs str()
-        b'{"id": "x", "text": null}\n',  # missing text
-        b'{"id": "", "text": "empty id"}\n',  # missing id
-        b'{"id": "x", "text": "caf\xe9"}\n',  # not UTF-8
-        b'{"id": "x", "text": "t", "year": "2019"}\n',  # year as a string
-        b'{"id": "x", "text": "t", "year": 12345}\n',  # year the line path truncates
-        b'{"id": "x", "text": "t", "metadata": {}}\n',  # nested metadata
-        b'{"id": "x", "text": "broken\n',  # invalid JSON
-        b"[1]\n",  # not an object
-    ],
-)
-def test_fast_path_declines_what_only_the_line_path_gets_right(tmp_path, line):
-    good = b'{"id": "a", "text": "fine"}\n'
-    reader, unit, data = _unit_and_data(tmp_path, [good, line, good])
-    assert fast_read(FAST_ARGS, "docs", unit, data) is None
-    assert reader.read(unit).table.equals(reader.read_lines(unit, data).table)

@@ -28,8 +28,6 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import zstandard
 
@@ -236,20 +234,10 @@ class JsonlReader(_FileReader):
         return entries, units
 
     def read(self, unit: Unit) -> ReadResult:
-        if unit.end is not None:
-            with open(unit.path, "rb") as handle:
-                handle.seek(unit.start)
-                data = handle.read(unit.end - unit.start)
-            return fast_read(self.args, self.input_name, unit, data) or self.read_lines(unit, data)
-        return self.read_lines(unit)
-
-    def read_lines(self, unit: Unit, data: bytes | None = None) -> ReadResult:
-        """Line by line: the exact path, and the one that explains every bad line."""
         rows = self.builder(unit)
         number = unit.first_line - 1
         try:
-            lines = data.splitlines() if data is not None else _unit_lines(unit)
-            for number, line in enumerate(lines, start=unit.first_line):
+            for number, line in enumerate(_unit_lines(unit), start=unit.first_line):
                 if line.strip():
                     rows.add_line(line, f"line {number}")
         except (EOFError, zstandard.ZstdError, OSError) as exc:
@@ -260,89 +248,14 @@ class JsonlReader(_FileReader):
 
 
 def _unit_lines(unit: Unit) -> Iterator[bytes]:
-    with open_decompressed(unit.path) as stream:
-        yield from stream
-
-
-_STRING_METADATA = ("title", "pmcid", "pmid", "doi", "journal", "edition", "pages", "extraction")
-
-
-def fast_read(args: DocumentArgs, input_name: str, unit: Unit, data: bytes) -> ReadResult | None:
-    """Parse a whole clean unit with Arrow's JSON reader; ``None`` sends it down the line path.
-
-    Taken only when the result is certain to equal the line path's: valid UTF-8, one object
-    per line and no blank line, string text and ids present in every record, and fields whose
-    types need no Python coercion. Anything else (a bad line included) returns ``None``.
-    """
-    if args.id_field is None or args.source_field or b'"metadata"' in data:
-        return None
-    if set(args.metadata_fields) - set(_STRING_METADATA) - {"year"}:
-        return None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    fields = {args.text_field: pa.string(), args.id_field: pa.string()}
-    if args.license_field:
-        fields[args.license_field] = pa.string()
-    for key, field in args.metadata_fields.items():
-        fields[field] = pa.int64() if key == "year" else pa.string()
-    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-    try:
-        table = pa_json.read_json(
-            pa.py_buffer(data),
-            read_options=pa_json.ReadOptions(block_size=4 << 20),
-            parse_options=pa_json.ParseOptions(
-                explicit_schema=pa.schema(list(fields.items())),
-                unexpected_field_behavior="ignore",
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    ids, text = table.column(args.id_field), table.column(args.text_field)
-    if len(table) != lines or not lines or ids.null_count or text.null_count:
-        return None
-    if pc.any(pc.equal(ids, "")).as_py():
-        return None
-    source = args.source or input_name
-    prefix = args.id_prefix if args.id_prefix is not None else f"{source}:"
-    if prefix:
-        ids = pc.if_else(
-            pc.starts_with(ids, prefix), ids, pc.binary_join_element_wise(prefix, ids, "")
-        )
-    license_ = pa.array([args.license] * len(table), pa.string())
-    if args.license_field:
-        given = table.column(args.license_field)
-        license_ = pc.if_else(pc.fill_null(pc.not_equal(given, ""), False), given, license_)
-    n = len(table)
-    meta: dict[str, pa.Array] = {}
-    for key, field in args.metadata_fields.items():
-        values = table.column(field).combine_chunks()
-        if key == "year":
-            # The line path keeps the first four digits of a year; only 0..9999 agree.
-            if (
-                values.null_count < n
-                and not pc.all(
-                    pc.and_(pc.greater_equal(values, 0), pc.less_equal(values, 9999))
-                ).as_py()
-            ):
-                return None
-            values = values.cast(pa.int32())
-        meta[key] = values
-    meta["input_file"] = pa.array([unit.display] * n, pa.string())
-    meta["input_member"] = pa.array(
-        [f"line {i}" for i in range(unit.first_line, unit.first_line + n)], pa.string()
-    )
-    metadata = pa.StructArray.from_arrays(
-        [meta.get(f.name, pa.nulls(n, f.type)) for f in MEDC_K_METADATA],
-        fields=list(MEDC_K_METADATA),
-    )
-    columns = [ids, text, pa.array([source] * n, pa.string()), license_, metadata]
-    table = pa.Table.from_arrays(
-        [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns],
-        schema=MEDC_K,
-    )
-    return ReadResult(table, [], n)
+    if unit.end is None:
+        with open_decompressed(unit.path) as stream:
+            yield from stream
+        return
+    with open(unit.path, "rb") as handle:
+        handle.seek(unit.start)
+        data = handle.read(unit.end - unit.start)
+    yield from data.splitlines()
 
 
 @register_reader
