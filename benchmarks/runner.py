@@ -1,7 +1,7 @@
 """Runner throughput and memory: `pmc-data build` against `datasets` on the same JSONL.
 
     python benchmarks/runner.py                      # 200k documents, workers 1 and 2
-    python benchmarks/runner.py --docs 20000 --scale 5
+    python benchmarks/runner.py --docs 20000 --scale 5 --workers 1 2
 
 Both sides do the same work on the same generated input: read JSONL, apply pmc-data's
 ``normalize_text`` to every text, write Parquet. The peer is the idiomatic `datasets` path,
@@ -101,7 +101,7 @@ def measure(command: list[str], cwd: Path) -> tuple[float, int]:
     return seconds, peak
 
 
-def ours(data: Path, recipe: Path, out: Path, workers: int) -> tuple[float, int]:
+def ours(data: Path, recipe: Path, out: Path, workers: int, *extra: str) -> tuple[float, int]:
     command = [
         sys.executable,
         "-m",
@@ -116,6 +116,7 @@ def ours(data: Path, recipe: Path, out: Path, workers: int) -> tuple[float, int]
         "--workers",
         str(workers),
         "--overwrite",
+        *extra,
     ]
     return measure(command, HERE.parent)
 
@@ -172,8 +173,11 @@ def main() -> None:
             big = tmp / "docs-big.jsonl"
             generate(big, args.docs * args.scale, seed=1)
             workers = max(args.workers)
-            t_small, m_small = ours(data, recipe, tmp / "mem-small", workers)
-            t_big, m_big = ours(big, recipe, tmp / "mem-big", workers)
+            # The same unit size for both, so the comparison isolates the corpus size
+            # (by default small inputs get smaller units, up to the 16 MiB cap).
+            fixed = ("--unit-size", "16MiB")
+            t_small, m_small = ours(data, recipe, tmp / "mem-small", workers, *fixed)
+            t_big, m_big = ours(big, recipe, tmp / "mem-big", workers, *fixed)
             mib_small, mib_big = m_small / 2**20, m_big / 2**20
             print(
                 f"\nmemory, {workers} workers: {args.docs:,} docs -> peak {mib_small:,.0f} MiB "

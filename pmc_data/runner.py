@@ -25,6 +25,7 @@ Memory is bounded by the unit size times the number of workers, plus the signatu
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import multiprocessing
@@ -33,7 +34,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,15 +230,33 @@ def _survey(recipe: Recipe, pipeline: Pipeline, unit_bytes: int):
     return inputs, planned
 
 
+@contextmanager
+def _exclusive(output: Path):
+    """Hold ``DIR.lock`` beside the output: two builds into one folder would corrupt it."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lock = output.parent / f".{output.name}.lock"
+    with open(lock, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildError(f"another pmc-data build is writing {output}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> BuildResult:
     """Build ``recipe`` into the dataset folder ``output`` (see the module docstring)."""
     options = options or BuildOptions()
+    output = Path(output)
     with ExitStack() as stack:
+        stack.enter_context(_exclusive(output))
         pool = None
         if options.workers > 1:
             pool = _start_pool(recipe, options.workers)
             stack.callback(pool.shutdown, cancel_futures=True)
-        return _build(recipe, Path(output), options, pool)
+        return _build(recipe, output, options, pool)
 
 
 def _build(

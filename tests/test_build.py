@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import itertools
 import json
+import zlib
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,15 @@ output:
 """
 
 
+EXTRA_DOCS = make_documents(300, seed=99)
+
+
+def readable_prefix(path: Path) -> list[dict]:
+    """Every complete line zlib can recover from a truncated gzip file: the oracle."""
+    data = zlib.decompressobj(wbits=31).decompress(path.read_bytes())
+    return [json.loads(line) for line in data.split(b"\n")[:-1]]
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, Path]:
     """Two input files (plain and gzip) with duplicates, short documents and bad lines."""
@@ -48,6 +58,10 @@ def corpus(tmp_path_factory) -> tuple[Path, Path]:
         handle.write(b'{"id": "bad", "text": "unterminated\n{"id": "latin", "text": "\xff"}\n')
     lines = "".join(json.dumps(d) + "\n" for d in docs[600:]).encode()
     (root / "in" / "b.jsonl.gz").write_bytes(gzip.compress(lines, mtime=0))
+    # A truncated download: the first lines are readable, the rest is an input error.
+    extra = "".join(json.dumps(d | {"id": f"c-{i}"}) + "\n" for i, d in enumerate(EXTRA_DOCS))
+    cut = gzip.compress(extra.encode(), mtime=0)
+    (root / "in" / "c.jsonl.gz").write_bytes(cut[: len(cut) // 2])
     recipe = root / "corpus.yaml"
     recipe.write_text(RECIPE)
     return recipe, root / "in"
@@ -99,10 +113,12 @@ def test_accounting_every_item_is_a_row_or_a_reject(corpus, tmp_path):
         assert step["in"] == step["out"] + sum(step["dropped"].values()), step
     for before, after in itertools.pairwise(steps):
         assert after["in"] == before["out"]
-    assert steps[0]["in"] == manifest["items_read"] == 902
-    assert steps[0]["dropped"] == {"invalid_json": 1, "invalid_utf8": 1}
+    readable = readable_prefix(inputs / "c.jsonl.gz")
+    assert 0 < len(readable) < 300
+    assert steps[0]["in"] == manifest["items_read"] == 902 + len(readable) + 1
+    assert steps[0]["dropped"] == {"invalid_json": 1, "invalid_utf8": 1, "truncated_input": 1}
     seen, duplicates, short = set(), 0, 0
-    for doc in make_documents(900, seed=11, duplicate_every=9):
+    for doc in make_documents(900, seed=11, duplicate_every=9) + readable:
         key = " ".join(doc["text"].casefold().split())
         if len(key.split()) < 40:
             short += 1
@@ -142,7 +158,7 @@ def test_output_loads_with_datasets_and_card_parses(corpus, tmp_path):
     assert loaded["train"].features == features_for("medc_k")
     first = loaded["train"][0]
     assert first["id"].startswith("pmc:doc-") and first["license"] == "CC-BY-4.0"
-    assert first["metadata"]["input_file"] in {"docs/a.jsonl", "docs/b.jsonl.gz"}
+    assert first["metadata"]["input_file"] in {"docs/a.jsonl", "docs/b.jsonl.gz", "docs/c.jsonl.gz"}
     card = DatasetCard.load(out / "README.md")
     assert card.data.license == "cc-by-4.0"
     assert (
@@ -162,7 +178,11 @@ def test_output_loads_with_datasets_and_card_parses(corpus, tmp_path):
     ) or True
     for entry in manifest["outputs"]:
         assert hashlib.sha256((out / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
-    assert {i["path"] for i in manifest["inputs"]} == {"docs/a.jsonl", "docs/b.jsonl.gz"}
+    assert {i["path"] for i in manifest["inputs"]} == {
+        "docs/a.jsonl",
+        "docs/b.jsonl.gz",
+        "docs/c.jsonl.gz",
+    }
     assert not (out / ".work").exists()
 
 
