@@ -139,11 +139,14 @@ def write_plots(steps: list[dict], stats: dict[str, CorpusStats], folder: Path) 
     paths = []
 
     def save(fig, name: str) -> None:
-        fig.savefig(folder / f"{name}.png", dpi=100, metadata={"Software": None})
+        # Tight bounding box: step and license names are long and must not be cut.
+        fig.savefig(
+            folder / f"{name}.png", dpi=100, bbox_inches="tight", metadata={"Software": None}
+        )
         plt.close(fig)
         paths.append(f"report/{name}.png")
 
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(steps)))
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.45 * len(steps)))
     labels = [s["step"] for s in steps]
     outs = [s["out"] for s in steps]
     ax.barh(labels[::-1], outs[::-1], color="#4C72B0")
@@ -154,11 +157,14 @@ def write_plots(steps: list[dict], stats: dict[str, CorpusStats], folder: Path) 
     save(fig, "funnel")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for split, s in stats.items():
-        lengths = s.length_array()
-        if len(lengths):
-            bins = np.logspace(0, np.log10(max(lengths.max(), 10)) + 0.1, 40)
-            ax.hist(np.maximum(lengths, 1), bins=bins, alpha=0.7, label=split)
+    every = [np.maximum(s.length_array(), 1) for s in stats.values()]
+    if any(len(lengths) for lengths in every):
+        joined = np.concatenate(every)
+        low, high = np.log10(joined.min()) - 0.05, np.log10(joined.max()) + 0.05
+        bins = np.logspace(low, high, 40)  # shared by the splits, so they compare
+        for split, lengths in zip(stats, every, strict=True):
+            if len(lengths):
+                ax.hist(lengths, bins=bins, alpha=0.7, label=split)
     ax.set_xscale("log")
     ax.set_xlabel("characters per row (log)")
     ax.set_ylabel("rows")
@@ -169,7 +175,7 @@ def write_plots(steps: list[dict], stats: dict[str, CorpusStats], folder: Path) 
 
     for name, key in (("licenses", "licenses"), ("sources", "sources")):
         mix = totals[key]
-        fig, ax = plt.subplots(figsize=(7, 0.8 + 0.4 * max(len(mix), 1)))
+        fig, ax = plt.subplots(figsize=(7, 1.5 + 0.4 * len(mix)))
         ax.barh(list(mix)[::-1], list(mix.values())[::-1], color="#55A868")
         ax.set_xlabel("rows")
         ax.set_title(PLOTS[name])
