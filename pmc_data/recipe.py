@@ -40,7 +40,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pmc_data import __version__
 from pmc_data.errors import RecipeError
-from pmc_data.registry import READERS, STEPS, GlobalStep, Reader, Step, load_builtins
+from pmc_data.registry import (
+    READERS,
+    STEPS,
+    GlobalStep,
+    Reader,
+    Step,
+    load_builtins,
+    referenced_inputs,
+)
 from pmc_data.schema import SCHEMAS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -340,6 +348,10 @@ def _spec(raw: Any, family: str, position: int, file: str, inputs: dict) -> Step
         parsed = cls.Args(**args)
     except ValidationError as exc:
         raise RecipeError(file, *_one_line(exc, cls.Args, label)) from None
+    for name in referenced_inputs(cls, parsed):
+        if name not in inputs:
+            allowed = ", ".join(inputs) or "none declared"
+            raise RecipeError(file, label, f"{name!r} is not an input; inputs: {allowed}")
     return StepSpec(f"{name}:{input_name}" if input_name else name, cls, parsed, input_name)
 
 
@@ -402,16 +414,19 @@ def load_recipe(
                     file, f"inputs.{name}", f"required input not given; pass --input {name}=PATH"
                 )
         for name, value in given.items():
-            if not _is_hub_id(value, readers, name) and not Path(value).exists():
+            if not _is_hub_id(value, readers + steps, name) and not Path(value).exists():
                 raise RecipeError(file, f"inputs.{name}", f"path does not exist: {value}")
     return Recipe(file, model, readers, steps, given)
 
 
-def _is_hub_id(value: str, readers: list[StepSpec], name: str) -> bool:
-    """A Hub dataset id given to an ``hf_dataset`` reader is not a local path."""
-    return any(r.input == name and r.cls.name == "hf_dataset" for r in readers) and bool(
-        re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value)
+def _is_hub_id(value: str, recipe_steps: list[StepSpec], name: str) -> bool:
+    """A Hub dataset id (``org/name``, optionally ``:split``) given where one is accepted."""
+    accepts = any(
+        (s.input == name and s.cls.name == "hf_dataset")
+        or (getattr(s.cls, "accepts_hub_ids", False) and name in referenced_inputs(s.cls, s.args))
+        for s in recipe_steps
     )
+    return accepts and bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?(:[\w.-]+)?", value))
 
 
 def fingerprint(resolved: dict, input_manifest: list[dict]) -> str:

@@ -57,6 +57,7 @@ BUILTIN_MODULES = (
     "pmc_data.steps.text",
     "pmc_data.steps.filters",
     "pmc_data.dedup.exact",
+    "pmc_data.dedup.minhash",
 )
 
 
@@ -87,14 +88,35 @@ class Step:
     name: ClassVar[str]
     kind: ClassVar[str]
     Args: ClassVar[type[StepArgs]] = StepArgs
+    #: Arguments whose values name recipe inputs (a name, or a mapping of names): the recipe
+    #: checks them, the manifest hashes those inputs, and :meth:`bind` hands over the paths.
+    input_args: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, args: StepArgs | None = None, schema: str = "medc_k") -> None:
         self.args = args if args is not None else self.Args()
         self.schema = schema
+        self.inputs: dict[str, str | None] = {}
+
+    def bind(self, paths: dict[str, str]) -> None:
+        """Receive the paths of the inputs this step's arguments name (``--input`` values)."""
+        self.inputs = {name: paths.get(name) for name in referenced_inputs(self)}
 
     @property
     def text_column(self) -> str:
         return TEXT_COLUMN[self.schema]
+
+
+def referenced_inputs(step: Step | type[Step], args: StepArgs | None = None) -> list[str]:
+    """Input names that a step's ``input_args`` hold, in order."""
+    args = args if args is not None else step.args
+    names: list[str] = []
+    for field in getattr(step, "input_args", ()):
+        value = getattr(args, field)
+        if isinstance(value, str):
+            names.append(value)
+        elif isinstance(value, dict):
+            names.extend(value.values())
+    return names
 
 
 class DocumentStep(Step):
@@ -168,6 +190,14 @@ class GlobalStep(Step):
 
     def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
         raise NotImplementedError
+
+    def report(self) -> dict:
+        """What the last :meth:`decide` found, for the manifest and the card (JSON values)."""
+        return {}
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """Tables the last :meth:`decide` made, written to ``report/<step>-<name>.parquet``."""
+        return {}
 
 
 @dataclass(frozen=True)

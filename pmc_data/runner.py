@@ -44,7 +44,8 @@ from tqdm import tqdm
 from pmc_data.assemble import ORDER_SHIFT, Assembly
 from pmc_data.errors import BuildError
 from pmc_data.recipe import Recipe, fingerprint
-from pmc_data.registry import DECISION_SCHEMA, Unit
+from pmc_data.registry import DECISION_SCHEMA, Unit, referenced_inputs
+from pmc_data.sources.files import describe_path
 from pmc_data.units import Pipeline, count, init_worker, process_unit, unit_key, work_unit
 
 log = logging.getLogger("pmc_data")
@@ -160,7 +161,9 @@ def _run_units(
     bar.close()
 
 
-def _global_drops(pipeline: Pipeline, unit_dirs: list[Path], counts: dict) -> pl.DataFrame:
+def _global_drops(
+    pipeline: Pipeline, unit_dirs: list[Path], counts: dict, reports: dict, tables: dict
+) -> pl.DataFrame:
     """Run the global steps over the units' signatures; the rows to drop, with reasons."""
     drops = pl.DataFrame(schema=DECISION_SCHEMA | {"step": pl.String})
     for index, (label, step) in enumerate(
@@ -183,6 +186,9 @@ def _global_drops(pipeline: Pipeline, unit_dirs: list[Path], counts: dict) -> pl
             len(signatures), len(signatures) - len(decided), decided["reason"].to_list()
         )
         drops = pl.concat([drops, decided.with_columns(step=pl.lit(label))])
+        reports[label] = step.report()
+        for name, table in step.tables().items():
+            tables[f"{label}-{name}"] = table
     return drops.sort("_order")
 
 
@@ -227,6 +233,14 @@ def _survey(recipe: Recipe, pipeline: Pipeline, unit_bytes: int):
             raise BuildError(f"input {spec.input!r}: {exc}") from exc
         inputs += [{"input": spec.input, "reader": spec.cls.name} | e for e in entries]
         planned += [(index, unit) for unit in units]
+    # Inputs that steps read themselves (a reference dataset, benchmark test sets).
+    for spec in recipe.steps:
+        for name in referenced_inputs(spec.cls, spec.args):
+            path = recipe.input_paths.get(name)
+            if path is not None and not any(e["input"] == name for e in inputs):
+                inputs += [
+                    {"input": name, "reader": spec.cls.name} | e for e in describe_path(name, path)
+                ]
     return inputs, planned
 
 
@@ -295,7 +309,9 @@ def _build(
     unit_stats = [json.loads((f / "stats.json").read_text()) for f in unit_dirs]
     counts = _collect_counts(pipeline, unit_stats)
     log.info("running %d global step(s)", len(pipeline.globals))
-    drops = _global_drops(pipeline, unit_dirs, counts)
+    reports: dict[str, dict] = {}
+    tables: dict[str, pl.DataFrame] = {}
+    drops = _global_drops(pipeline, unit_dirs, counts, reports, tables)
     log.info("writing data files")
     assembly = Assembly(recipe, pipeline, unit_dirs, drops)
     stats = assembly.measure()
@@ -314,12 +330,16 @@ def _build(
             (final / name).rename(output / name)
     if plots is not None:
         plots.result()
+    (output / "report").mkdir(exist_ok=True)
+    for name, table in tables.items():
+        table.write_parquet(output / "report" / f"{name.replace(':', '-')}.parquet")
 
     items = sum(s["items"] for s in unit_stats)
     errors = sum(s["input_errors"] for s in unit_stats)
     manifest = make_manifest(
         recipe, resolved, fp, inputs, steps, files, reject_rows, stats, output, items, errors
     )
+    manifest["global_steps"] = reports
     write_card(recipe, manifest, output)
     # Written last: a manifest marks a finished build.
     (output / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

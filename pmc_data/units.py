@@ -43,13 +43,17 @@ class Pipeline:
     def from_recipe(cls, recipe: Recipe) -> Pipeline:
         labels = _labels([r.label for r in recipe.readers] + [s.label for s in recipe.steps])
         n_read, n_doc = len(recipe.readers), len(recipe.document_steps)
+        documents = [s.build(recipe.schema) for s in recipe.document_steps]
+        globals_ = [s.build(recipe.schema) for s in recipe.global_steps]
+        for step in documents + globals_:
+            step.bind(recipe.input_paths)
         return cls(
             schema=recipe.schema,
             readers=[r.build(recipe.schema) for r in recipe.readers],
             reader_labels=labels[:n_read],
-            documents=[s.build(recipe.schema) for s in recipe.document_steps],
+            documents=documents,
             document_labels=labels[n_read : n_read + n_doc],
-            globals=[s.build(recipe.schema) for s in recipe.global_steps],
+            globals=globals_,
             global_labels=labels[n_read + n_doc :],
         )
 

@@ -61,6 +61,13 @@ def file_entry(input_name: str, root: str | Path, path: str | Path) -> dict:
     }
 
 
+def describe_path(input_name: str, value: str) -> list[dict]:
+    """Manifest entries for an input given as a path (every file in it) or a Hub id."""
+    if not Path(value).exists():
+        return [{"path": value}]
+    return [file_entry(input_name, value, f) for f in list_files(value, ("",))]
+
+
 def compression_of(path: str | Path) -> str | None:
     name = str(path)
     if name.endswith(".gz"):

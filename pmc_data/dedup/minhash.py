@@ -1,0 +1,275 @@
+"""Near-duplicate removal with MinHash LSH, in two phases that scale with signatures.
+
+Phase one runs in the worker pool: each document's word n-gram shingles (5 by default, on
+lower-cased text with punctuation split off), its MinHash signature and its LSH band hashes
+(:mod:`pmc_data.dedup.shingles`) go into a signature table next to the unit. Phase two is
+polars over that table: documents sharing a band hash are candidate pairs; a pair is kept
+when the signatures' estimated Jaccard (and, with ``verify: true``, the true Jaccard of the
+shingle sets) reaches the threshold; connected components of the kept pairs are clusters;
+each cluster keeps one survivor by the survivor policy and drops the rest as
+``near_duplicate``, each reject naming its ``cluster_id``, ``kept_id`` and Jaccard.
+
+    steps:
+      - step: near_dedup
+        threshold: 0.8         # Jaccard of word 5-gram sets
+        ngram: 5
+        num_perm: 112          # bands x rows from datasketch's optimal parameters...
+        bands: null            # ...unless given
+        verify: false          # true: drop LSH false positives by true Jaccard
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasketch.lsh import _optimal_param
+from pydantic import Field, model_validator
+
+from pmc_data.dedup.exact import ExactDedupArgs, survivor_order
+from pmc_data.dedup.shingles import band_hashes, jaccard, permutations, shingle_hashes, signatures
+from pmc_data.registry import DECISION_SCHEMA, GlobalStep, register_step
+
+#: Band groups up to this size give every pair in them; larger groups (boilerplate shared by
+#: thousands of documents) give a chain in input order, which keeps them connected without
+#: a quadratic number of pairs.
+MAX_GROUP_PAIRS = 64
+
+
+class NearDedupArgs(ExactDedupArgs):
+    threshold: float = Field(0.8, gt=0.0, le=1.0)
+    ngram: int = Field(5, ge=1, le=32)
+    num_perm: int = Field(112, ge=8, le=1024)
+    #: LSH bands and rows per band; both ``null`` derives them from the threshold with
+    #: datasketch's optimal-parameter method (equal weight to false positives and negatives).
+    bands: int | None = Field(None, ge=1)
+    rows: int | None = Field(None, ge=1)
+    #: Check candidate pairs by the true Jaccard of their shingle sets (stores the shingles).
+    verify: bool = False
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _lsh(self) -> NearDedupArgs:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm")
+        return self
+
+
+def lsh_parameters(args: NearDedupArgs) -> tuple[int, int]:
+    if args.bands is not None:
+        return args.bands, args.rows
+    bands, rows = _optimal_param(args.threshold, args.num_perm, 0.5, 0.5)
+    return int(bands), int(rows)
+
+
+def connected_components(a: np.ndarray, b: np.ndarray) -> pl.DataFrame:
+    """Components of the graph with edges ``a[i] - b[i]``: columns ``node``, ``component``
+    (the smallest node of its component), by min-label propagation with pointer jumping."""
+    edges = pl.DataFrame({"src": np.concatenate([a, b]), "dst": np.concatenate([b, a])})
+    labels = edges.select(pl.col("src").unique().alias("node")).with_columns(
+        component=pl.col("node")
+    )
+    while True:
+        neighbour = (
+            edges.join(labels, left_on="dst", right_on="node")
+            .group_by("src")
+            .agg(pl.col("component").min().alias("seen"))
+        )
+        updated = labels.join(neighbour, left_on="node", right_on="src", how="left").select(
+            "node", component=pl.min_horizontal("component", "seen")
+        )
+        # Pointer jumping: take the label of your label, halving chain lengths each round.
+        updated = updated.join(
+            updated.rename({"node": "component", "component": "jump"}), on="component"
+        ).select("node", component=pl.min_horizontal("component", "jump"))
+        changed = updated.join(labels, on="node").filter(
+            pl.col("component") != pl.col("component_right")
+        )
+        labels = updated
+        if changed.is_empty():
+            return labels.sort("node")
+
+
+def candidate_pairs(bands: pl.DataFrame, band_count: int) -> pl.DataFrame:
+    """Pairs ``(a, b)``, ``a < b``, of documents sharing at least one band hash."""
+    long = bands.unpivot(
+        index="_order",
+        on=[f"band_{i}" for i in range(band_count)],
+        variable_name="band",
+        value_name="hash",
+    )
+    grouped = long.with_columns(size=pl.len().over("band", "hash")).filter(pl.col("size") > 1)
+    small = grouped.filter(pl.col("size") <= MAX_GROUP_PAIRS)
+    pairs = (
+        small.join(small, on=["band", "hash"], suffix="_b")
+        .filter(pl.col("_order") < pl.col("_order_b"))
+        .select(a="_order", b="_order_b")
+    )
+    big = grouped.filter(pl.col("size") > MAX_GROUP_PAIRS).sort("band", "hash", "_order")
+    chain = big.with_columns(b=pl.col("_order").shift(-1).over("band", "hash")).drop_nulls("b")
+    pairs = pl.concat([pairs, chain.select(a="_order", b=pl.col("b").cast(pl.Int64))])
+    return pairs.unique().sort("a", "b")
+
+
+def _matrix(column: pl.Series, width: int) -> np.ndarray:
+    """A fixed-width binary column as a (rows x width) uint32 matrix."""
+    values = column.to_arrow()
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    data = np.frombuffer(values.cast(pa.binary(width * 4)).buffers()[1], dtype=np.uint32)
+    return data[values.offset * width : (values.offset + len(values)) * width].reshape(-1, width)
+
+
+@register_step
+class NearDedup(GlobalStep):
+    """MinHash LSH near-duplicate removal (see the module docstring)."""
+
+    name = "near_dedup"
+    Args = NearDedupArgs
+
+    def __init__(self, args: NearDedupArgs | None = None, schema: str = "medc_k") -> None:
+        super().__init__(args, schema)
+        self.bands, self.rows = lsh_parameters(self.args)
+        self.a, self.b = permutations(self.args.num_perm, self.args.seed)
+        self._report: dict = {}
+        self._clusters = pl.DataFrame()
+
+    def signatures(self, batch: pa.Table) -> pa.Table:
+        shingles, offsets = shingle_hashes(batch.column(self.text_column), self.args.ngram)
+        sigs = signatures(shingles, offsets, self.a, self.b)
+        bands = band_hashes(sigs, self.bands, self.rows)
+        width = self.args.num_perm * 4
+        columns = {
+            "id": batch.column("id"),
+            "license": batch.column("license"),
+            "source": batch.column("source"),
+            "length": pc.utf8_length(pc.fill_null(batch.column(self.text_column), "")),
+            "shingles": pa.array(np.diff(offsets), pa.int64()),
+            "signature": pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(width), len(sigs), [None, pa.py_buffer(sigs.tobytes())]
+            ),
+        }
+        for band in range(self.bands):
+            columns[f"band_{band}"] = pa.array(bands[:, band], pa.uint64())
+        if self.args.verify:
+            sets = [
+                np.unique(shingles[offsets[i] : offsets[i + 1]]).tobytes()
+                for i in range(len(offsets) - 1)
+            ]
+            columns["shingle_set"] = pa.array(sets, pa.large_binary())
+        return pa.table(columns)
+
+    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
+        args = self.args
+        docs = signatures.filter(pl.col("shingles") > 0).sort("_order")
+        pairs = candidate_pairs(
+            docs.select(["_order"] + [f"band_{i}" for i in range(self.bands)]), self.bands
+        )
+        orders = docs["_order"].to_numpy()
+        sigs = _matrix(docs["signature"], args.num_perm)
+        ia, ib = (
+            np.searchsorted(orders, pairs["a"].to_numpy()),
+            np.searchsorted(orders, pairs["b"].to_numpy()),
+        )
+        estimate = (sigs[ia] == sigs[ib]).mean(axis=1) if len(pairs) else np.zeros(0)
+        keep = estimate >= args.threshold
+        true = None
+        if args.verify and keep.any():
+            sets = docs["shingle_set"].to_list()
+            true = np.zeros(len(pairs))
+            for i in np.flatnonzero(keep):
+                true[i] = jaccard(
+                    np.frombuffer(sets[ia[i]], np.uint64), np.frombuffer(sets[ib[i]], np.uint64)
+                )
+            keep &= true >= args.threshold
+        self._report = {
+            "threshold": args.threshold,
+            "ngram": args.ngram,
+            "num_perm": args.num_perm,
+            "bands": self.bands,
+            "rows": self.rows,
+            "verify": args.verify,
+            "documents": len(signatures),
+            "documents_without_shingles": len(signatures) - len(docs),
+            "candidate_pairs": len(pairs),
+            "pairs_above_estimate": int((estimate >= args.threshold).sum()),
+            "pairs_kept": int(keep.sum()),
+        }
+        if not keep.any():
+            self._report |= {"clusters": 0, "cluster_sizes": {}, "removed_per_source": {}}
+            return pl.DataFrame(schema=DECISION_SCHEMA)
+        components = connected_components(pairs["a"].to_numpy()[keep], pairs["b"].to_numpy()[keep])
+        members = survivor_order(
+            docs.select("_order", "id", "license", "source", "length").join(
+                components, left_on="_order", right_on="node"
+            ),
+            args,
+        )
+        # Cluster ids count clusters in input order: the same whatever the units were.
+        ranks = components.select(pl.col("component").unique().sort()).with_row_index("cluster_id")
+        members = members.join(ranks, on="component").with_columns(
+            kept_order=pl.col("_order").first().over("component"),
+            kept_id=pl.col("id").first().over("component"),
+        )
+        sig_of = {int(o): i for i, o in enumerate(orders)}
+        member_rows = np.array([sig_of[o] for o in members["_order"].to_list()])
+        kept_rows = np.array([sig_of[o] for o in members["kept_order"].to_list()])
+        members = members.with_columns(
+            jaccard_estimate=pl.Series((sigs[member_rows] == sigs[kept_rows]).mean(axis=1)).round(
+                4
+            ),
+            kept=pl.col("_order") == pl.col("kept_order"),
+        )
+        if args.verify:
+            sets = docs["shingle_set"].to_list()
+            exact = [
+                jaccard(np.frombuffer(sets[m], np.uint64), np.frombuffer(sets[k], np.uint64))
+                for m, k in zip(member_rows, kept_rows, strict=True)
+            ]
+            members = members.with_columns(jaccard=pl.Series(exact).round(4))
+        else:
+            members = members.with_columns(jaccard=pl.lit(None, pl.Float64))
+        members = members.sort("cluster_id", "_order")
+        self._clusters = members.select(
+            "cluster_id",
+            "id",
+            "source",
+            "license",
+            "kept",
+            "kept_id",
+            "jaccard_estimate",
+            "jaccard",
+        )
+        removed = members.filter(~pl.col("kept"))
+        sizes = members.group_by("cluster_id").len()["len"].value_counts().sort("len")
+        self._report |= {
+            "clusters": int(members["cluster_id"].n_unique()),
+            "cluster_sizes": {str(r["len"]): r["count"] for r in sizes.iter_rows(named=True)},
+            "removed_per_source": dict(sorted(removed["source"].value_counts().iter_rows())),
+        }
+        details = [
+            orjson.dumps(
+                {"cluster_id": c, "kept_id": k, "jaccard_estimate": e, "jaccard": j}
+            ).decode()
+            for c, k, e, j in removed.select(
+                "cluster_id", "kept_id", "jaccard_estimate", "jaccard"
+            ).iter_rows()
+        ]
+        return pl.DataFrame(
+            {
+                "_order": removed["_order"],
+                "reason": ["near_duplicate"] * len(removed),
+                "detail": details,
+            },
+            schema=DECISION_SCHEMA,
+        ).sort("_order")
+
+    def report(self) -> dict:
+        return self._report
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        return {"clusters": self._clusters} if len(self._clusters) else {}

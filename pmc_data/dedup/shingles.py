@@ -1,0 +1,172 @@
+"""Word n-gram shingles and MinHash signatures, vectorised over a batch of documents.
+
+Everything here is NumPy and Arrow arithmetic over whole batches: no Python call per word or
+per shingle. Hashes are fixed functions of the text (polynomial word hashes with the
+MurmurHash3 finalizer), so they are the same in every process, on every run and every
+machine; MinHash permutations come from ``datasketch`` and signatures are identical to
+``datasketch.MinHash(scheme="affine32").update_batch`` on the same shingle hashes.
+
+>>> import pyarrow as pa
+>>> hashes, offsets = shingle_hashes(pa.array(["The cat sat on the mat today."]), n=5)
+>>> len(hashes), offsets.tolist()
+(3, [0, 3])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasketch import MinHash
+
+# Punctuation and symbols become spaces: "beta-blocker" -> "beta blocker", "(n=12)" -> "n 12".
+_NOT_WORD = r"[^\p{L}\p{N}\s]+"
+_P = np.uint64(0x100000001B3)  # FNV prime: odd, so the polynomial hash is a bijection per length
+_MIX = np.array(  # odd multipliers for positions inside an n-gram / a band
+    [(0x9E3779B97F4A7C15 + 2 * k * 0x632BE59BD9B4E019) % 2**64 | 1 for k in range(64)],
+    dtype=np.uint64,
+)
+_SLICE = 1024  # documents hashed together: bounds the per-byte temporaries to a few MB
+
+
+def fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer: every input bit affects every output bit."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(33))
+        h = h * np.uint64(0xFF51AFD7ED558CCD)
+        h = h ^ (h >> np.uint64(33))
+        h = h * np.uint64(0xC4CEB9FE1A85EC53)
+        return h ^ (h >> np.uint64(33))
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer (datasketch applies it before its permutations)."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint32(16))
+        h = h * np.uint32(0x85EBCA6B)
+        h = h ^ (h >> np.uint32(13))
+        h = h * np.uint32(0xC2B2AE35)
+        return h ^ (h >> np.uint32(16))
+
+
+def words(texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """Normalised words: lower-cased, punctuation split off, whitespace-separated."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    texts = pc.fill_null(texts.cast(pa.string()), "")
+    spaced = pc.replace_substring_regex(pc.utf8_lower(texts), _NOT_WORD, " ")
+    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced))
+
+
+def word_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A 64-bit hash per normalised word, and each document's ``[start, end)`` word offsets."""
+    lists = words(texts)
+    docs = len(lists)
+    list_offsets = np.asarray(lists.offsets, dtype=np.int64)
+    large = lists.flatten().cast(pa.large_string())
+    _, offset_buffer, data_buffer = large.buffers()
+    starts = np.frombuffer(offset_buffer, dtype=np.int64)[
+        large.offset : large.offset + len(large) + 1
+    ]
+    lengths = np.diff(starts)
+    # An empty or all-punctuation text splits into one empty "word": not a word.
+    real = lengths > 0
+    owner = np.repeat(np.arange(docs), np.diff(list_offsets))
+    counts = np.bincount(owner[real], minlength=docs)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if not real.any():
+        return np.zeros(0, dtype=np.uint64), offsets
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[starts[0] : starts[-1]].astype(np.uint64)
+    starts, lengths = starts[:-1][real] - starts[0], lengths[real]
+    # Polynomial hash: byte j of a word weighs P^(j - word start); sums wrap mod 2^64.
+    position = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
+    with np.errstate(over="ignore"):
+        ones = np.ones(1, dtype=np.uint64)
+        powers = np.cumprod(np.concatenate([ones, np.full(int(lengths.max()) - 1, _P)]))
+        sums = np.add.reduceat(data * powers[position], starts)
+        return fmix64(sums ^ (lengths.astype(np.uint64) * _MIX[63])), offsets
+
+
+def shingle_hashes(texts: pa.Array | pa.ChunkedArray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of every word n-gram of every document, and per-document offsets.
+
+    A document shorter than ``n`` words has one shingle (all its words); an empty one none.
+    """
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    parts, counts = [], []
+    for start in range(0, len(texts), _SLICE):
+        hashes, offsets = word_hashes(texts.slice(start, _SLICE))
+        shingles, per_doc = _ngrams(hashes, offsets, n)
+        parts.append(shingles)
+        counts.append(per_doc)
+    counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)), offsets
+
+
+def _ngrams(hashes: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.diff(offsets)
+    total = len(hashes)
+    with np.errstate(over="ignore"):
+        acc = np.zeros(total, dtype=np.uint64)
+        for k in range(n):
+            acc[: total - k] += hashes[k:] * _MIX[k]
+        # A short document's single shingle: the sum over the words it has.
+        short = np.flatnonzero((lengths > 0) & (lengths < n))
+        for doc in short:
+            first, count = offsets[doc], lengths[doc]
+            acc[first] = (hashes[first : first + count] * _MIX[:count]).sum()
+    per_doc = np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1))
+    starts = np.repeat(offsets[:-1], per_doc) + (
+        np.arange(per_doc.sum()) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc)
+    )
+    return fmix64(acc[starts] ^ np.uint64(n)), per_doc.astype(np.int64)
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine32 permutation parameters ``(a, b)`` for these settings."""
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+
+
+def signatures(
+    shingles: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """MinHash signatures (documents x permutations, uint32) from 64-bit shingle hashes.
+
+    Equal to ``datasketch.MinHash(num_perm, seed, scheme="affine32")`` updated with the
+    shingles' upper 32 bits; a document without shingles keeps the all-max signature.
+    """
+    docs = len(offsets) - 1
+    result = np.full((docs, len(a)), np.iinfo(np.uint32).max, dtype=np.uint32)
+    counts = np.diff(offsets)
+    nonempty = np.flatnonzero(counts)
+    if not len(nonempty):
+        return result
+    values = fmix32((shingles >> np.uint64(32)).astype(np.uint32))
+    starts = offsets[nonempty]
+    step = max(1, (1 << 22) // max(len(values), 1))  # permutations per pass: ~16 MB temporaries
+    with np.errstate(over="ignore"):
+        for first in range(0, len(a), step):
+            chunk = slice(first, first + step)
+            permuted = values[:, None] * a[None, chunk] + b[None, chunk]
+            result[nonempty, chunk] = np.minimum.reduceat(permuted, starts, axis=0)
+    return result
+
+
+def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit hash per band per document (documents x bands)."""
+    out = np.empty((len(sigs), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            block = sigs[:, band * rows : (band + 1) * rows].astype(np.uint64)
+            out[:, band] = fmix64((block * _MIX[:rows]).sum(axis=1) ^ np.uint64(band))
+    return out
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """True Jaccard similarity of two shingle-hash sets."""
+    a, b = np.unique(a), np.unique(b)
+    union = len(np.union1d(a, b))
+    return len(np.intersect1d(a, b, assume_unique=True)) / union if union else 1.0
