@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/pmc-data build demo --input docs=examples/demo --output build/demo --overwrite
+	$(BIN)/pmc-data build demo --input docs=examples/demo \
+		--input medqa_test=examples/eval/medqa_test_sample.jsonl --output build/demo --overwrite
 	$(BIN)/pmc-data inspect build/demo
 	$(BIN)/python -m pmc_data.demo build/demo
 

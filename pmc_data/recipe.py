@@ -348,10 +348,10 @@ def _spec(raw: Any, family: str, position: int, file: str, inputs: dict) -> Step
         parsed = cls.Args(**args)
     except ValidationError as exc:
         raise RecipeError(file, *_one_line(exc, cls.Args, label)) from None
-    for name in referenced_inputs(cls, parsed):
-        if name not in inputs:
+    for referenced in referenced_inputs(cls, parsed):
+        if referenced not in inputs:
             allowed = ", ".join(inputs) or "none declared"
-            raise RecipeError(file, label, f"{name!r} is not an input; inputs: {allowed}")
+            raise RecipeError(file, label, f"{referenced!r} is not an input; inputs: {allowed}")
     return StepSpec(f"{name}:{input_name}" if input_name else name, cls, parsed, input_name)
 
 

@@ -58,6 +58,8 @@ BUILTIN_MODULES = (
     "pmc_data.steps.filters",
     "pmc_data.dedup.exact",
     "pmc_data.dedup.minhash",
+    "pmc_data.dedup.against",
+    "pmc_data.dedup.decontaminate",
 )
 
 

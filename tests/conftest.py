@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_INPUTS = ROOT / "examples" / "demo"
+EVAL_SAMPLE = ROOT / "examples" / "eval" / "medqa_test_sample.jsonl"
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 if not os.environ.get("PMC_DATA_HUB_TEST_REPO"):  # tests never touch the network otherwise

@@ -9,12 +9,13 @@ import json
 import zlib
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pmc_data.errors import BuildError
 from pmc_data.recipe import load_recipe
 from pmc_data.runner import BuildOptions, build
-from tests.conftest import DEMO_INPUTS, make_documents, run_cli, write_jsonl
+from tests.conftest import DEMO_INPUTS, EVAL_SAMPLE, make_documents, run_cli, write_jsonl
 
 RECIPE = """
 name: corpus
@@ -206,19 +207,27 @@ def test_no_token_or_home_path_in_card_or_manifest(tmp_path):
 
 
 def test_demo_build_expected_rows(tmp_path):
-    recipe = load_recipe("demo", inputs={"docs": str(DEMO_INPUTS)}, require_inputs=True)
+    inputs = {"docs": str(DEMO_INPUTS), "medqa_test": str(EVAL_SAMPLE)}
+    recipe = load_recipe("demo", inputs=inputs, require_inputs=True)
     result = build(recipe, tmp_path / "demo", BuildOptions(progress=False))
     assert result.rows == {"train": 12}
-    assert result.input_errors == 3 and result.items_read == 17
+    assert result.input_errors == 3 and result.items_read == 19
     dropped = {s["step"]: s["dropped"] for s in result.manifest["steps"]}
     assert dropped == {
         "documents:docs": {"invalid_json": 1, "invalid_utf8": 1, "missing_text": 1},
         "normalize_text": {},
         "length_filter": {"too_short": 1},
         "exact_dedup": {"exact_duplicate": 1},
+        "near_dedup": {"near_duplicate": 1},
+        "decontaminate": {"contaminated:medqa": 1},
     }
-    import pyarrow.parquet as pq
-
+    rejects = tmp_path / "demo" / "rejects"
+    near = pq.read_table(rejects / "near_dedup.parquet").to_pylist()
+    assert near[0]["id"] == "demo:asthma-overview"
+    assert json.loads(near[0]["detail"])["kept_id"] == "demo:asthma-overview-reprint"
+    contaminated = pq.read_table(rejects / "decontaminate.parquet").to_pylist()
+    assert contaminated[0]["id"] == "demo:board-review-aortic"
+    assert json.loads(contaminated[0]["detail"])["medqa"]["item"] == "medqa_test_sample.jsonl:0"
     dup = pq.read_table(tmp_path / "demo" / "rejects" / "exact_dedup.parquet").to_pylist()
     assert dup[0]["id"] == "demo:hypertension-basics-copy"
     assert json.loads(dup[0]["detail"]) == {"kept_id": "demo:hypertension-basics"}

@@ -57,11 +57,12 @@ def test_local_store_keeps_versions_and_refuses_republishing(builds, tmp_path):
         "report/funnel.png",
         "report/lengths.png",
         "report/licenses.png",
+        "report/near_dedup-clusters.parquet",
         "report/sources.png",
     ]
     for version in ("v0.1.0", "v0.2.0"):
         loaded = datasets.load_dataset(str(store / "demo" / version), split="train")
-        assert len(loaded) == 12
+        assert len(loaded) == 13  # no test set given: nothing decontaminated
     assert '"version": "0.1.0"' in (v1 / "publications.json").read_text()
 
 
@@ -99,6 +100,7 @@ def test_hub_commit_plan(builds):
         "report/funnel.png",
         "report/lengths.png",
         "report/licenses.png",
+        "report/near_dedup-clusters.parquet",
         "report/sources.png",
     ]
     # Old data files would mix versions under data/train-*: they go in the same commit.

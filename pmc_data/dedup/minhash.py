@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 
 from pmc_data.dedup.exact import ExactDedupArgs, survivor_order
 from pmc_data.dedup.shingles import band_hashes, jaccard, permutations, shingle_hashes, signatures
-from pmc_data.registry import DECISION_SCHEMA, GlobalStep, register_step
+from pmc_data.registry import DECISION_SCHEMA, GlobalStep, StepArgs, register_step
 
 #: Band groups up to this size give every pair in them; larger groups (boilerplate shared by
 #: thousands of documents) give a chain in input order, which keeps them connected without
@@ -38,7 +38,9 @@ from pmc_data.registry import DECISION_SCHEMA, GlobalStep, register_step
 MAX_GROUP_PAIRS = 64
 
 
-class NearDedupArgs(ExactDedupArgs):
+class MinHashArgs(StepArgs):
+    """MinHash and LSH settings, shared by every MinHash step."""
+
     threshold: float = Field(0.8, gt=0.0, le=1.0)
     ngram: int = Field(5, ge=1, le=32)
     num_perm: int = Field(112, ge=8, le=1024)
@@ -46,12 +48,10 @@ class NearDedupArgs(ExactDedupArgs):
     #: datasketch's optimal-parameter method (equal weight to false positives and negatives).
     bands: int | None = Field(None, ge=1)
     rows: int | None = Field(None, ge=1)
-    #: Check candidate pairs by the true Jaccard of their shingle sets (stores the shingles).
-    verify: bool = False
     seed: int = 1
 
     @model_validator(mode="after")
-    def _lsh(self) -> NearDedupArgs:
+    def _lsh(self) -> MinHashArgs:
         if (self.bands is None) != (self.rows is None):
             raise ValueError("give both bands and rows, or neither")
         if self.bands is not None and self.bands * self.rows > self.num_perm:
@@ -59,7 +59,12 @@ class NearDedupArgs(ExactDedupArgs):
         return self
 
 
-def lsh_parameters(args: NearDedupArgs) -> tuple[int, int]:
+class NearDedupArgs(MinHashArgs, ExactDedupArgs):
+    #: Check candidate pairs by the true Jaccard of their shingle sets (stores the shingles).
+    verify: bool = False
+
+
+def lsh_parameters(args: MinHashArgs) -> tuple[int, int]:
     if args.bands is not None:
         return args.bands, args.rows
     bands, rows = _optimal_param(args.threshold, args.num_perm, 0.5, 0.5)
@@ -115,7 +120,7 @@ def candidate_pairs(bands: pl.DataFrame, band_count: int) -> pl.DataFrame:
     return pairs.unique().sort("a", "b")
 
 
-def _matrix(column: pl.Series, width: int) -> np.ndarray:
+def signature_matrix(column: pl.Series, width: int) -> np.ndarray:
     """A fixed-width binary column as a (rows x width) uint32 matrix."""
     values = column.to_arrow()
     if isinstance(values, pa.ChunkedArray):
@@ -131,7 +136,7 @@ class NearDedup(GlobalStep):
     name = "near_dedup"
     Args = NearDedupArgs
 
-    def __init__(self, args: NearDedupArgs | None = None, schema: str = "medc_k") -> None:
+    def __init__(self, args: MinHashArgs | None = None, schema: str = "medc_k") -> None:
         super().__init__(args, schema)
         self.bands, self.rows = lsh_parameters(self.args)
         self.a, self.b = permutations(self.args.num_perm, self.args.seed)
@@ -155,7 +160,7 @@ class NearDedup(GlobalStep):
         }
         for band in range(self.bands):
             columns[f"band_{band}"] = pa.array(bands[:, band], pa.uint64())
-        if self.args.verify:
+        if getattr(self.args, "verify", False):
             sets = [
                 np.unique(shingles[offsets[i] : offsets[i + 1]]).tobytes()
                 for i in range(len(offsets) - 1)
@@ -170,7 +175,7 @@ class NearDedup(GlobalStep):
             docs.select(["_order"] + [f"band_{i}" for i in range(self.bands)]), self.bands
         )
         orders = docs["_order"].to_numpy()
-        sigs = _matrix(docs["signature"], args.num_perm)
+        sigs = signature_matrix(docs["signature"], args.num_perm)
         ia, ib = (
             np.searchsorted(orders, pairs["a"].to_numpy()),
             np.searchsorted(orders, pairs["b"].to_numpy()),

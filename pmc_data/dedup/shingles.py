@@ -110,7 +110,7 @@ def _ngrams(hashes: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray
     total = len(hashes)
     with np.errstate(over="ignore"):
         acc = np.zeros(total, dtype=np.uint64)
-        for k in range(n):
+        for k in range(min(n, total)):
             acc[: total - k] += hashes[k:] * _MIX[k]
         # A short document's single shingle: the sum over the words it has.
         short = np.flatnonzero((lengths > 0) & (lengths < n))
