@@ -220,9 +220,8 @@ class NearDedup(GlobalStep):
             kept_order=pl.col("_order").first().over("component"),
             kept_id=pl.col("id").first().over("component"),
         )
-        sig_of = {int(o): i for i, o in enumerate(orders)}
-        member_rows = np.array([sig_of[o] for o in members["_order"].to_list()])
-        kept_rows = np.array([sig_of[o] for o in members["kept_order"].to_list()])
+        member_rows = np.searchsorted(orders, members["_order"].to_numpy())
+        kept_rows = np.searchsorted(orders, members["kept_order"].to_numpy())
         members = members.with_columns(
             jaccard_estimate=pl.Series((sigs[member_rows] == sigs[kept_rows]).mean(axis=1)).round(
                 4
