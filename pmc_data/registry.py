@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,6 +62,18 @@ BUILTIN_MODULES = (
     "pmc_data.dedup.against",
     "pmc_data.dedup.decontaminate",
 )
+
+
+def decisions(orders, reason: str, details: list[dict]) -> pl.DataFrame:
+    """A global step's drops: row ``orders``, one ``reason``, a JSON ``detail`` per row."""
+    return pl.DataFrame(
+        {
+            "_order": orders,
+            "reason": [reason] * len(details),
+            "detail": [orjson.dumps(d).decode() for d in details],
+        },
+        schema=DECISION_SCHEMA,
+    ).sort("_order")
 
 
 class StepArgs(BaseModel):

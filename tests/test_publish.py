@@ -17,6 +17,18 @@ from pmc_data.recipe import load_recipe
 from pmc_data.runner import BuildOptions, build
 from tests.conftest import DEMO_INPUTS, run_cli
 
+#: What a demo build publishes: never rejects/, which can hold excluded records.
+PUBLISHED = [
+    "README.md",
+    "data/train-00000-of-00001.parquet",
+    "manifest.json",
+    "report/funnel.png",
+    "report/lengths.png",
+    "report/licenses.png",
+    "report/near_dedup-clusters.parquet",
+    "report/sources.png",
+]
+
 
 def build_demo(folder: Path, version: str) -> Path:
     recipe = load_recipe(
@@ -50,16 +62,7 @@ def test_local_store_keeps_versions_and_refuses_republishing(builds, tmp_path):
         for p in (store / "demo" / "v0.1.0").rglob("*")
         if p.is_file()
     )
-    assert published == [
-        "README.md",
-        "data/train-00000-of-00001.parquet",
-        "manifest.json",
-        "report/funnel.png",
-        "report/lengths.png",
-        "report/licenses.png",
-        "report/near_dedup-clusters.parquet",
-        "report/sources.png",
-    ]
+    assert published == PUBLISHED
     for version in ("v0.1.0", "v0.2.0"):
         loaded = datasets.load_dataset(str(store / "demo" / version), split="train")
         assert len(loaded) == 13  # no test set given: nothing decontaminated
@@ -93,16 +96,7 @@ def test_hub_commit_plan(builds):
     plan = plan_hub_commit(v1, "org/demo", None, existing, tags=["v0.0.9"])
     assert plan.tag == "v0.1.0"
     assert plan.message.startswith("demo v0.1.0 (pmc-data fingerprint ")
-    assert [p for p, _ in plan.add] == [
-        "README.md",
-        "data/train-00000-of-00001.parquet",
-        "manifest.json",
-        "report/funnel.png",
-        "report/lengths.png",
-        "report/licenses.png",
-        "report/near_dedup-clusters.parquet",
-        "report/sources.png",
-    ]
+    assert [p for p, _ in plan.add] == PUBLISHED
     # Old data files would mix versions under data/train-*: they go in the same commit.
     assert plan.delete == [
         "data/train-00000-of-00003.parquet",

@@ -17,11 +17,10 @@ whose estimated Jaccard with a reference document reaches the threshold is dropp
 from __future__ import annotations
 
 import numpy as np
-import orjson
 import polars as pl
 
 from pmc_data.dedup.minhash import MinHashArgs, NearDedup, signature_matrix
-from pmc_data.registry import DECISION_SCHEMA, reader_class, register_step
+from pmc_data.registry import DECISION_SCHEMA, decisions, reader_class, register_step
 from pmc_data.sources.documents import DocumentArgs
 
 
@@ -101,17 +100,10 @@ class DedupAgainst(NearDedup):
         )
         self._clusters = matched.select("id", "source", "matched_id", "jaccard_estimate")
         details = [
-            orjson.dumps({"matched_id": m, "jaccard_estimate": e}).decode()
+            {"matched_id": m, "jaccard_estimate": e}
             for m, e in matched.select("matched_id", "jaccard_estimate").iter_rows()
         ]
-        return pl.DataFrame(
-            {
-                "_order": matched["_order"],
-                "reason": ["in_reference"] * len(matched),
-                "detail": details,
-            },
-            schema=DECISION_SCHEMA,
-        ).sort("_order")
+        return decisions(matched["_order"], "in_reference", details)
 
     def tables(self) -> dict[str, pl.DataFrame]:
         return {"matches": self._clusters} if len(self._clusters) else {}

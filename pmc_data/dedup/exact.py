@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import re
 
-import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pmc_data.registry import GlobalStep, StepArgs, register_step
+from pmc_data.registry import GlobalStep, StepArgs, decisions, register_step
 
 _WHITESPACE = re.compile(r"\s+")
 _PUNCTUATION = re.compile(r"[^\w\s]")
@@ -92,12 +91,5 @@ class ExactDedup(GlobalStep):
             _rank=pl.int_range(pl.len()).over("hash"),
         )
         dropped = ranked.filter(pl.col("_rank") > 0)
-        details = [orjson.dumps({"kept_id": k}).decode() for k in dropped["kept_id"].to_list()]
-        return pl.DataFrame(
-            {
-                "_order": dropped["_order"],
-                "reason": ["exact_duplicate"] * len(dropped),
-                "detail": details,
-            },
-            schema={"_order": pl.Int64, "reason": pl.String, "detail": pl.String},
-        ).sort("_order")
+        details = [{"kept_id": k} for k in dropped["kept_id"].to_list()]
+        return decisions(dropped["_order"], "exact_duplicate", details)

@@ -21,7 +21,6 @@ each cluster keeps one survivor by the survivor policy and drops the rest as
 from __future__ import annotations
 
 import numpy as np
-import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,7 +29,7 @@ from pydantic import Field, model_validator
 
 from pmc_data.dedup.exact import ExactDedupArgs, survivor_order
 from pmc_data.dedup.shingles import band_hashes, jaccard, permutations, shingle_hashes, signatures
-from pmc_data.registry import DECISION_SCHEMA, GlobalStep, StepArgs, register_step
+from pmc_data.registry import DECISION_SCHEMA, GlobalStep, StepArgs, decisions, register_step
 
 #: Band groups up to this size give every pair in them; larger groups (boilerplate shared by
 #: thousands of documents) give a chain in input order, which keeps them connected without
@@ -256,21 +255,12 @@ class NearDedup(GlobalStep):
             "removed_per_source": dict(sorted(removed["source"].value_counts().iter_rows())),
         }
         details = [
-            orjson.dumps(
-                {"cluster_id": c, "kept_id": k, "jaccard_estimate": e, "jaccard": j}
-            ).decode()
+            {"cluster_id": c, "kept_id": k, "jaccard_estimate": e, "jaccard": j}
             for c, k, e, j in removed.select(
                 "cluster_id", "kept_id", "jaccard_estimate", "jaccard"
             ).iter_rows()
         ]
-        return pl.DataFrame(
-            {
-                "_order": removed["_order"],
-                "reason": ["near_duplicate"] * len(removed),
-                "detail": details,
-            },
-            schema=DECISION_SCHEMA,
-        ).sort("_order")
+        return decisions(removed["_order"], "near_duplicate", details)
 
     def report(self) -> dict:
         return self._report
