@@ -55,8 +55,10 @@ DECISION_SCHEMA = {"_order": pl.Int64, "reason": pl.String, "detail": pl.String}
 #: Modules whose import registers the built-in steps and readers. Later families add theirs.
 BUILTIN_MODULES = (
     "pmc_data.sources.documents",
+    "pmc_data.sources.pmc",
     "pmc_data.steps.text",
     "pmc_data.steps.filters",
+    "pmc_data.steps.papers",
     "pmc_data.dedup.exact",
     "pmc_data.dedup.minhash",
     "pmc_data.dedup.against",
@@ -121,7 +123,7 @@ class Step:
         return TEXT_COLUMN[self.schema]
 
 
-def referenced_inputs(step: Step | type[Step], args: StepArgs | None = None) -> list[str]:
+def referenced_inputs(step, args: StepArgs | None = None) -> list[str]:
     """Input names that a step's ``input_args`` hold, in order."""
     args = args if args is not None else step.args
     names: list[str] = []
@@ -249,11 +251,18 @@ class Reader:
     name: ClassVar[str]
     kind: ClassVar[str] = "reader"
     Args: ClassVar[type[StepArgs]] = StepArgs
+    #: As for steps: arguments naming other recipe inputs (a file list, a sidecar CSV).
+    input_args: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, args: StepArgs | None, schema: str, input_name: str) -> None:
         self.args = args if args is not None else self.Args()
         self.schema = schema
         self.input_name = input_name
+        self.inputs: dict[str, str | None] = {}
+
+    def bind(self, paths: dict[str, str]) -> None:
+        """Receive the paths of the other inputs this reader's arguments name."""
+        self.inputs = {name: paths.get(name) for name in referenced_inputs(self)}
 
     def plan(self, path: str, unit_bytes: int) -> list[Unit]:
         raise NotImplementedError

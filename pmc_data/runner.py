@@ -234,7 +234,7 @@ def _survey(recipe: Recipe, pipeline: Pipeline, unit_bytes: int):
         inputs += [{"input": spec.input, "reader": spec.cls.name} | e for e in entries]
         planned += [(index, unit) for unit in units]
     # Inputs that steps read themselves (a reference dataset, benchmark test sets).
-    for spec in recipe.steps:
+    for spec in recipe.readers + recipe.steps:
         for name in referenced_inputs(spec.cls, spec.args):
             path = recipe.input_paths.get(name)
             if path is not None and not any(e["input"] == name for e in inputs):

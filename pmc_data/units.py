@@ -23,8 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pmc_data.recipe import Recipe
-from pmc_data.registry import REJECT_SCHEMA, Dropped, Reader, Unit
-from pmc_data.report import measure
+from pmc_data.registry import REJECT_SCHEMA, Dropped, Reader, ReadResult, Unit
+from pmc_data.report import MEASURES, measure
+from pmc_data.schema import schema_for
 
 
 @dataclass
@@ -45,11 +46,12 @@ class Pipeline:
         n_read, n_doc = len(recipe.readers), len(recipe.document_steps)
         documents = [s.build(recipe.schema) for s in recipe.document_steps]
         globals_ = [s.build(recipe.schema) for s in recipe.global_steps]
-        for step in documents + globals_:
+        readers = [r.build(recipe.schema) for r in recipe.readers]
+        for step in readers + documents + globals_:
             step.bind(recipe.input_paths)
         return cls(
             schema=recipe.schema,
-            readers=[r.build(recipe.schema) for r in recipe.readers],
+            readers=readers,
             reader_labels=labels[:n_read],
             documents=documents,
             document_labels=labels[n_read : n_read + n_doc],
@@ -99,48 +101,81 @@ def count(n_in: int, n_out: int, reasons: list[str]) -> dict:
     return {"in": n_in, "out": n_out, "dropped": dict(sorted(Counter(reasons).items()))}
 
 
+def _add(counts: dict, label: str, n_in: int, n_out: int, reasons: list[str]) -> None:
+    total = counts.setdefault(label, {"in": 0, "out": 0, "dropped": Counter()})
+    total["in"] += n_in
+    total["out"] += n_out
+    total["dropped"].update(reasons)
+
+
 def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path) -> dict:
-    """Read one unit, run the document steps, and write its results to ``target``."""
+    """Read one unit, run the document steps, and write its results to ``target``.
+
+    A reader may return one :class:`ReadResult` or yield several (archives of thousands of
+    articles): each batch goes through the steps and onto disk before the next is read.
+    """
     started = time.perf_counter()
     reader_label = pipeline.reader_labels[reader_index]
-    result = pipeline.readers[reader_index].read(unit)
-    batch = result.table
-    rejects: list[pa.Table] = []
-    counts = {reader_label: count(result.items, len(batch), [e["reason"] for e in result.errors])}
-    if result.errors:
-        errors = [e | {"step": reader_label} for e in result.errors]
-        rejects.append(pa.Table.from_pylist(errors, schema=REJECT_SCHEMA))
-    for label, step in zip(pipeline.document_labels, pipeline.documents, strict=True):
-        n_in = len(batch)
-        output = step.apply(batch)
-        batch = output.kept
-        reasons = output.dropped.reasons if output.dropped else []
-        counts[label] = count(n_in, len(batch), reasons)
-        if output.dropped:
-            rejects.append(reject_rows(label, output.dropped, pipeline.schema))
+    results = pipeline.readers[reader_index].read(unit)
+    if isinstance(results, ReadResult):
+        results = [results]
     scratch = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    for index, step in enumerate(pipeline.globals):
-        signatures = step.signatures(batch)
-        signatures = signatures.append_column("_row", pa.array(np.arange(len(batch)), pa.int64()))
-        pq.write_table(signatures, scratch / f"signatures-{index}.parquet", compression="zstd")
-    # Row measures for the card travel with the rows, so the writer only sums them.
-    for name, values in measure(batch, pipeline.schema).items():
-        batch = batch.append_column(name, pa.array(values, pa.int64()))
-    with (
-        pa.OSFile(str(scratch / "kept.arrow"), "wb") as sink,
-        pa.ipc.new_file(sink, batch.schema) as writer,
-    ):
-        writer.write_table(batch)
+    counts: dict[str, dict] = {}
+    rejects: list[pa.Table] = []
+    signatures: list[list[pa.Table]] = [[] for _ in pipeline.globals]
+    rows = items = errors = 0
+    writer = None
+    with pa.OSFile(str(scratch / "kept.arrow"), "wb") as sink:
+        for result in results:
+            batch = result.table
+            items += result.items
+            errors += len(result.errors)
+            reasons = [e["reason"] for e in result.errors]
+            _add(counts, reader_label, result.items, len(batch), reasons)
+            if result.errors:
+                named = [e | {"step": reader_label} for e in result.errors]
+                rejects.append(pa.Table.from_pylist(named, schema=REJECT_SCHEMA))
+            for label, step in zip(pipeline.document_labels, pipeline.documents, strict=True):
+                n_in = len(batch)
+                output = step.apply(batch)
+                batch = output.kept
+                reasons = output.dropped.reasons if output.dropped else []
+                _add(counts, label, n_in, len(batch), reasons)
+                if output.dropped:
+                    rejects.append(reject_rows(label, output.dropped, pipeline.schema))
+            for index, step in enumerate(pipeline.globals):
+                sig = step.signatures(batch)
+                positions = pa.array(np.arange(rows, rows + len(batch)), pa.int64())
+                signatures[index].append(sig.append_column("_row", positions))
+            # Row measures for the card travel with the rows, so the writer only sums them.
+            for name, values in measure(batch, pipeline.schema).items():
+                batch = batch.append_column(name, pa.array(values, pa.int64()))
+            if writer is None:
+                writer = pa.ipc.new_file(sink, batch.schema)
+            writer.write_table(batch)
+            rows += len(batch)
+        if writer is None:  # a reader that yielded nothing: an empty, well-formed file
+            empty = schema_for(pipeline.schema).empty_table()
+            for name in MEASURES:
+                empty = empty.append_column(name, pa.array([], pa.int64()))
+            writer = pa.ipc.new_file(sink, empty.schema)
+        writer.close()
+    for index, parts in enumerate(signatures):
+        if parts:
+            table = pa.concat_tables(parts)
+            pq.write_table(table, scratch / f"signatures-{index}.parquet", compression="zstd")
     if rejects:
         pq.write_table(pa.concat_tables(rejects), scratch / "rejects.parquet", compression="zstd")
     stats = {
         "unit": unit.describe(),
-        "rows": len(batch),
-        "items": result.items,
-        "input_errors": len(result.errors),
-        "counts": counts,
+        "rows": rows,
+        "items": items,
+        "input_errors": errors,
+        "counts": {
+            k: c | {"dropped": dict(sorted(c["dropped"].items()))} for k, c in counts.items()
+        },
         "seconds": round(time.perf_counter() - started, 4),
     }
     (scratch / "stats.json").write_text(json.dumps(stats))

@@ -1,0 +1,370 @@
+"""JATS / NLM (PMC OA ``.nxml``) articles to structured text, safely.
+
+Parsing never loads a DTD, never touches the network and never expands entities: a document
+that declares entities (the "billion laughs" or an external entity pointing at a local file)
+is refused with :class:`UnsafeXML`. Both NLM 2.3 and JATS 1.x tag sets are read.
+
+>>> article = parse_article(open("PMC176545.nxml", "rb").read())     # doctest: +SKIP
+>>> article.pmcid, article.license, article.sections[:2]              # doctest: +SKIP
+('PMC176545', 'CC-BY-4.0', ['Introduction', 'Methods'])
+
+What the text keeps is a set of named options (:class:`JatsOptions`) with the paper's rules
+as defaults: title, abstracts and body in order, headings as their own lines, nested section
+titles kept; reference lists, acknowledgements, funding, conflicts of interest, author
+contributions, supplementary material, footnotes and sub-articles dropped; citation xrefs
+removed; figure and table captions and table cells dropped (or kept as typed blocks);
+formulae as a placeholder (or their linear text).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from pmc_data.licenses import UNKNOWN, to_spdx
+
+XLINK = "{http://www.w3.org/1999/xlink}href"
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+    huge_tree=False, remove_comments=True, remove_pis=True, recover=False,
+)  # fmt: skip
+
+#: Section types and titles whose content is not article text (the paper's removals).
+DROPPED_SECTION_TYPES = {
+    "supplementary-material", "COI-statement", "conflict", "funding-information",
+    "author-contributions", "acknowledgments", "acknowledgements", "data-availability",
+    "ethics-statement", "abbreviations",
+}  # fmt: skip
+DROPPED_SECTION_TITLE = re.compile(
+    r"^\s*(?:\d+\.?\s*)?(?:acknowledge?ments?|funding|financial (?:support|disclosure)|"
+    r"(?:declaration of |potential )?(?:conflicts? of interests?|competing interests?)|"
+    r"author(?:s'?|'s)? contributions?|supplementary (?:material|information|data)|"
+    r"supporting information|additional information|disclosures?)\s*:?\s*$",
+    re.IGNORECASE,
+)
+#: Inline elements whose text never belongs in the article's prose.
+SKIPPED_INLINE = {"supplementary-material", "fn", "fn-group", "ref-list", "ack", "glossary"}
+
+
+_EMPTY_BRACKETS = re.compile(r"\s*[(\[](?:\s|[,;\u2013\u2014-]|and)*[)\]]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:])(?=\s|$)")
+
+
+class UnsafeXML(ValueError):
+    """The document declares entities or is otherwise unsafe to parse."""
+
+
+@dataclass(frozen=True)
+class JatsOptions:
+    #: ``drop`` or ``keep``: figure captions (kept as "Figure: ..." blocks).
+    figures: str = "drop"
+    #: ``drop`` or ``keep``: table captions and cells (kept as "Table: ..." rows).
+    tables: str = "drop"
+    #: ``placeholder`` ("[formula]") or ``text`` (MathML / TeX as linear text).
+    formulas: str = "placeholder"
+    #: Keep ``boxed-text`` panels (they are usually part of the argument).
+    boxed_text: bool = True
+    #: Keep appendices from ``back/app-group``.
+    appendices: bool = True
+    #: Keep ``sub-article`` elements (peer reviews, author responses, translations).
+    sub_articles: bool = False
+    #: Keep bibliographic citation xrefs ([1], superscript numbers).
+    citations: bool = False
+
+
+@dataclass
+class Article:
+    """What the reader needs of one article."""
+
+    pmcid: str | None = None
+    pmid: str | None = None
+    doi: str | None = None
+    title: str = ""
+    journal: str | None = None
+    year: int | None = None
+    article_type: str | None = None
+    license: str = UNKNOWN
+    license_text: str = ""
+    retracted: bool = False
+    sections: list[str] = field(default_factory=list)
+    blocks: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(b for b in self.blocks if b.strip())
+
+
+def _local(tag: object) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def normalise_pmcid(value: str | None) -> str | None:
+    """``"176545"``, ``"pmc176545"`` or ``"PMC176545"`` -> ``"PMC176545"``."""
+    if not value:
+        return None
+    digits = re.sub(r"^\s*pmc(?:id)?[:\s]*", "", value.strip(), flags=re.IGNORECASE)
+    return f"PMC{digits}" if digits.isdigit() else None
+
+
+def parse_xml(data: bytes) -> etree._Element:
+    """Parse with no DTD, no network and no entity expansion; refuse declared entities."""
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        if "entity" in str(exc).lower() and b"<!ENTITY" in data[:65536]:
+            raise UnsafeXML(f"declares entities: {exc}") from None
+        raise
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise UnsafeXML("the document declares entities (expansion is never performed)")
+    if any(isinstance(node, etree._Entity) for node in root.iter(etree.Entity)):
+        raise UnsafeXML("the document references undeclared entities")
+    return root
+
+
+class _Text:
+    """Linear text of inline content under the options."""
+
+    def __init__(self, options: JatsOptions) -> None:
+        self.options = options
+
+    def __call__(self, element: etree._Element) -> str:
+        parts: list[str] = []
+        self._walk(element, parts)
+        text = _norm("".join(parts))
+        # What removed citations leave behind: "()", "[, ]", "(; )", and a space before ".".
+        text = _EMPTY_BRACKETS.sub("", text)
+        return _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+
+    def _walk(self, element: etree._Element, parts: list[str]) -> None:
+        name = _local(element.tag)
+        if element.text and name not in ("xref",):
+            parts.append(element.text)
+        elif name == "xref":
+            kind = element.get("ref-type", "")
+            if kind != "bibr" or self.options.citations:
+                parts.append("".join(element.itertext()))
+        for child in element:
+            if isinstance(child, etree._Comment | etree._ProcessingInstruction):
+                pass
+            else:
+                self._child(child, parts)
+            if child.tail:
+                parts.append(child.tail)
+
+    def _child(self, child: etree._Element, parts: list[str]) -> None:
+        name = _local(child.tag)
+        if name in SKIPPED_INLINE or name in ("fig", "table-wrap", "fig-group", "table-wrap-group"):
+            return  # floats inside a paragraph are emitted as their own blocks, if at all
+        if name in ("inline-formula", "disp-formula"):
+            parts.append(self.formula(child))
+        elif name == "xref":
+            kind = child.get("ref-type", "")
+            if kind != "bibr" or self.options.citations:
+                parts.append("".join(child.itertext()))
+        elif name in ("sup", "sub") and self._only_citations(child):
+            return  # <sup><xref ref-type="bibr">3</xref>,<xref ...>4</xref></sup>
+        elif name == "break":
+            parts.append(" ")
+        else:
+            self._walk(child, parts)
+
+    def _only_citations(self, element: etree._Element) -> bool:
+        if self.options.citations:
+            return False
+        xrefs = [c for c in element if _local(c.tag) == "xref"]
+        leftover = "".join([element.text or ""] + [c.tail or "" for c in element])
+        return (
+            bool(xrefs)
+            and all(x.get("ref-type") == "bibr" for x in xrefs)
+            and not re.search(r"[A-Za-z0-9]", leftover)
+        )
+
+    def formula(self, element: etree._Element) -> str:
+        if self.options.formulas == "placeholder":
+            return "[formula]"
+        tex = next((c for c in element.iter() if _local(c.tag) == "tex-math"), None)
+        if tex is not None and tex.text:
+            return _norm(tex.text)
+        math = next((c for c in element.iter() if _local(c.tag) == "math"), None)
+        return _norm(" ".join((math if math is not None else element).itertext()))
+
+
+def _first(root: etree._Element, path: str) -> etree._Element | None:
+    found = root.xpath(path)
+    return found[0] if found else None
+
+
+def _front(root: etree._Element, article: Article, text: _Text) -> None:
+    meta = _first(root, "front/article-meta")
+    if meta is None:
+        return
+    for node in meta.xpath("article-id"):
+        kind, value = node.get("pub-id-type"), (node.text or "").strip()
+        if kind in ("pmc", "pmcid") and not article.pmcid:
+            article.pmcid = normalise_pmcid(value)
+        elif kind == "pmid" and value:
+            article.pmid = value
+        elif kind == "doi" and value:
+            article.doi = value
+    title = _first(meta, "title-group/article-title")
+    article.title = text(title) if title is not None else ""
+    journal = _first(root, "front/journal-meta//journal-title")
+    article.journal = _norm("".join(journal.itertext())) if journal is not None else None
+    years = [y.text for y in meta.xpath("pub-date/year") if y.text and y.text.strip().isdigit()]
+    article.year = int(min(years)) if years else None
+    _license(meta, article)
+
+
+def _license(meta: etree._Element, article: Article) -> None:
+    permissions = _first(meta, "permissions")
+    if permissions is None:
+        return
+    candidates: list[str] = []
+    for node in permissions.iter():
+        name = _local(node.tag)
+        if name == "license_ref" and node.text:
+            candidates.append(node.text)
+        elif name == "license":
+            candidates += [node.get(XLINK) or "", node.get("license-type") or ""]
+    for node in permissions.iter():
+        if _local(node.tag) in ("license-p", "license"):
+            candidates.append(_norm(" ".join(node.itertext())))
+    candidates += [
+        _norm(" ".join(n.itertext()))
+        for n in permissions.iter()
+        if _local(n.tag) == "copyright-statement"
+    ]
+    article.license_text = next((c for c in candidates if c), "")
+    for candidate in candidates:
+        spdx = to_spdx(candidate)
+        if spdx != UNKNOWN:
+            article.license = spdx
+            return
+
+
+class _Body:
+    """Walks abstracts, body, back and floats into blocks and section titles."""
+
+    def __init__(self, article: Article, options: JatsOptions, text: _Text) -> None:
+        self.article, self.options, self.text = article, options, text
+
+    def block(self, value: str) -> None:
+        if value:
+            self.article.blocks.append(value)
+
+    def heading(self, title: str, path: list[str]) -> None:
+        self.block(title)
+        self.article.sections.append(" / ".join(path))
+
+    def container(self, element: etree._Element, path: list[str]) -> None:
+        for child in element:
+            name = _local(child.tag)
+            if name == "sec":
+                self.section(child, path)
+            elif name in ("p", "list", "disp-quote", "statement", "def-list"):
+                self.paragraph(child)
+            elif name == "disp-formula":
+                self.block(self.text.formula(child))
+            elif name in ("fig", "fig-group", "table-wrap", "table-wrap-group"):
+                self.float(child)
+            elif name == "boxed-text" and self.options.boxed_text:
+                self.boxed(child, path)
+            elif name in ("app", "app-group") and self.options.appendices:
+                self.section(child, path)
+
+    def section(self, sec: etree._Element, path: list[str]) -> None:
+        title_node = _first(sec, "title")
+        title = self.text(title_node) if title_node is not None else ""
+        if sec.get("sec-type") in DROPPED_SECTION_TYPES or DROPPED_SECTION_TITLE.match(title):
+            return
+        here = [*path, title] if title else path
+        if title:
+            self.heading(title, here)
+        self.container(sec, here)
+
+    def boxed(self, box: etree._Element, path: list[str]) -> None:
+        caption = _first(box, "caption/title")
+        if caption is None:
+            caption = _first(box, "title")
+        if caption is not None:
+            self.block(self.text(caption))
+        self.container(box, path)
+
+    def paragraph(self, element: etree._Element) -> None:
+        name = _local(element.tag)
+        if name in ("list", "def-list"):
+            for item in element.xpath("*[local-name()='list-item' or local-name()='def-item']"):
+                self.block("- " + self.text(item))
+        else:
+            self.block(self.text(element))
+        # Floats nested in a paragraph follow it as blocks of their own.
+        for nested in element.iter():
+            if nested is not element and _local(nested.tag) in ("fig", "table-wrap"):
+                self.float(nested)
+
+    def float(self, element: etree._Element) -> None:
+        name = _local(element.tag)
+        if name in ("fig-group", "table-wrap-group"):
+            for child in element:
+                self.float(child)
+            return
+        is_table = name == "table-wrap"
+        if (self.options.tables if is_table else self.options.figures) != "keep":
+            return
+        caption = _first(element, "caption")
+        label = "Table" if is_table else "Figure"
+        if caption is not None:
+            self.block(f"{label}: " + " ".join(self.text(p) for p in caption))
+        if is_table:
+            for row in element.xpath(".//*[local-name()='tr']"):
+                cells = [self.text(c) for c in row if _local(c.tag) in ("td", "th")]
+                self.block("Table row: " + " | ".join(cells))
+
+
+def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
+    """Parse one JATS/NLM article (bytes of ``.nxml``) into an :class:`Article`."""
+    options = options or JatsOptions()
+    root = parse_xml(data)
+    if _local(root.tag) != "article":
+        raise ValueError(f"root element is <{_local(root.tag)}>, not <article>")
+    article = Article(article_type=root.get("article-type"))
+    text = _Text(options)
+    _front(root, article, text)
+    article.retracted = article.article_type == "retraction"
+    walker = _Body(article, options, text)
+    if article.title:
+        article.blocks.append(article.title)
+    for abstract in root.xpath("front/article-meta/abstract | front/article-meta/trans-abstract"):
+        kind = abstract.get("abstract-type")
+        if kind in ("toc", "teaser", "web-summary"):
+            continue
+        title_node = _first(abstract, "title")
+        heading = self_title = text(title_node) if title_node is not None else ""
+        if not self_title:
+            heading = "Abstract" if not kind else kind.replace("-", " ").capitalize()
+        walker.heading(heading, [heading])
+        walker.container(abstract, [heading])
+    body = _first(root, "body")
+    if body is not None:
+        walker.container(body, [])
+    back = _first(root, "back")
+    if back is not None and options.appendices:
+        for group in back.xpath("app-group | app"):
+            walker.section(group, [])
+    floats = _first(root, "floats-group")
+    if floats is not None:
+        for element in floats:
+            walker.float(element)
+    if options.sub_articles:
+        for sub in root.xpath("sub-article"):
+            sub_body = _first(sub, "body")
+            if sub_body is not None:
+                walker.container(sub_body, [])
+    return article

@@ -1,0 +1,342 @@
+"""PMC OA ingestion: JATS constructs, licenses, file lists, archives, hostile input."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pmc_data.licenses import allowed, family, to_spdx
+from pmc_data.recipe import load_recipe
+from pmc_data.runner import BuildOptions, build
+from pmc_data.sources.jats import JatsOptions, UnsafeXML, normalise_pmcid, parse_article
+from pmc_data.sources.pmc import read_file_list
+from pmc_data.steps.papers import CleanPaperText
+from tests.conftest import SHARED_FIXTURES
+from tests.jats_samples import BILLION_LAUGHS, CC_BY_NC, EXTERNAL_ENTITY, NLM23, jats
+
+ELIFE = SHARED_FIXTURES / "jats"
+LEGACY_LIST = (
+    "File,Article Citation,Accession ID,Last Updated (YYYY-MM-DD HH:MM:SS),PMID,License\n"
+    "oa_package/08/e0/PMC1000001.tar.gz,J Test Med. 2021;1:1,PMC1000001,2021-04-03 10:00:00,"
+    "31000001,CC BY\n"
+    "oa_package/08/e1/PMC1000002.tar.gz,J Test Med. 2021;1:2,PMC1000002,2021-04-03 10:00:00,,"
+    "CC BY-NC\n"
+)
+BULK_LIST = (
+    "Article File,Article Citation,AccessionID,LastUpdated (YYYY-MM-DD HH:MM:SS),PMID,License,"
+    "Retracted\n"
+    "PMC001xxxxxx/PMC1000003.xml,J Test Med. 2021;1:3,PMC1000003,2022-01-01 00:00:00,31000003,"
+    "CC0,no\n"
+    "PMC001xxxxxx/PMC1000004.xml,J Test Med. 2021;1:4,PMC1000004,2022-01-01 00:00:00,31000004,"
+    "CC BY,yes\n"
+)
+
+
+def test_article_text_structure_and_metadata():
+    article = parse_article(jats())
+    assert (article.pmcid, article.pmid, article.doi, article.year, article.license) == (
+        "PMC1000001",
+        "31000001",
+        "10.1234/jtm.1",
+        2021,
+        "CC-BY-4.0",
+    )
+    assert article.journal == "Journal of Test Medicine"
+    assert article.sections == [
+        "Abstract",
+        "Abstract / Background",
+        "Abstract / Results",
+        "Plain language summary",
+        "Introduction",
+        "Discussion",
+        "Methods",
+        "Methods / Study design",
+        "Appendix A",
+    ]
+    text = article.text
+    assert text.startswith("Statins and renal outcomes in trial 1\n\nAbstract\n\nBackground\n\n")
+    # Content that must survive.
+    for kept in (
+        "0.82 [95% CI 0.71-0.95], p < 0.01",
+        "20 mg/day",
+        "HMGCR and IL-6",
+        "- o-phenylenediamine was used",
+        "5 mg/kg",
+        "Box 1. Key points",
+        "Statins are cheap.",
+        "Sensitivity analyses",
+        "[formula]",
+    ):
+        assert kept in text, kept
+    # The paper's removals: citations, affiliations, e-mails, acknowledgements, funding,
+    # conflicts, supplementary material, references, captions, tables, sub-articles.
+    for gone in (
+        "adults1",
+        "Smith et al.",
+        "Example University",
+        "jane.doe",
+        "nurses",
+        "Example Foundation",
+        "None declared",
+        "competing interests",
+        "Supplementary file",
+        "Kidney. 2019",
+        "Study flow",
+        "Kaplan-Meier",
+        "Baseline characteristics",
+        "Statin | 120",
+        "Author response",
+        "()",
+        "(; )",
+    ):
+        assert gone not in text, gone
+    assert "of adults and raises cardiovascular risk." in text
+
+
+def test_options_keep_figures_tables_formulas_and_citations():
+    options = JatsOptions(
+        figures="keep", tables="keep", formulas="text", citations=True, sub_articles=True
+    )
+    text = parse_article(jats(), options).text
+    for kept in (
+        "Figure: Study flow diagram of trial 1.",
+        "Figure: Kaplan-Meier curves.",
+        "Table: Baseline characteristics.",
+        "Table row: Statin | 120",
+        "E = m c 2",
+        "\\frac{a}{b}",
+        "(Smith et al., 2019; Lee, 2020)",
+        "Author response",
+    ):
+        assert kept in text, kept
+
+
+def test_nlm_23_ids_without_prefix_and_no_pmid():
+    article = parse_article(NLM23.encode())
+    assert (article.pmcid, article.pmid, article.year, article.license) == (
+        "PMC176545",
+        None,
+        2003,
+        "LicenseRef-unknown",
+    )
+    assert article.journal == "Old Journal of Medicine"
+    assert normalise_pmcid("pmc176545") == normalise_pmcid("176545") == "PMC176545"
+    assert normalise_pmcid("12a") is None
+
+
+@pytest.mark.parametrize("data", [BILLION_LAUGHS, EXTERNAL_ENTITY])
+def test_entities_are_refused_unexpanded(data):
+    with pytest.raises(UnsafeXML, match="declares entities"):
+        parse_article(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "spdx"),
+    [
+        ("http://creativecommons.org/licenses/by-nc-sa/3.0/", "CC-BY-NC-SA-3.0"),
+        ("https://creativecommons.org/publicdomain/zero/1.0/", "CC0-1.0"),
+        ("CC BY", "LicenseRef-CC-BY"),
+        ("CC BY-NC", "LicenseRef-CC-BY-NC"),
+        ("CC BY-NC-ND", "LicenseRef-CC-BY-NC-ND"),
+        ("CC0", "CC0-1.0"),
+        ("NO-CC CODE", "LicenseRef-PMC-no-cc"),
+        ("Creative Commons Attribution-NonCommercial 4.0 International License", "CC-BY-NC-4.0"),
+        ("distributed under the Creative Commons Attribution License", "LicenseRef-CC-BY"),
+        ("CC BY-XY", "LicenseRef-unknown"),
+        ("", "LicenseRef-unknown"),
+    ],
+)
+def test_license_normalisation_never_by_prefix(text, spdx):
+    assert to_spdx(text) == spdx
+
+
+def test_license_policies():
+    assert allowed("CC-BY-4.0", "commercial") and allowed("LicenseRef-CC-BY", "commercial")
+    assert not allowed("LicenseRef-CC-BY-NC", "commercial")
+    assert not allowed("CC-BY-SA-4.0", "commercial") and allowed("CC-BY-SA-4.0", "share-alike")
+    assert allowed("CC-BY-NC-ND-4.0", "research") and not allowed("LicenseRef-unknown", "research")
+    assert allowed("CC-BY-NC-4.0", ["CC-BY-NC"]) and not allowed("CC-BY-4.0", ["CC-BY-NC"])
+    assert family("CC-BY-3.0-IGO") == "CC-BY"
+
+
+def test_both_file_list_layouts(tmp_path):
+    (tmp_path / "legacy.csv").write_text(LEGACY_LIST)
+    (tmp_path / "bulk.csv").write_text(BULK_LIST)
+    legacy = read_file_list(tmp_path / "legacy.csv")
+    bulk = read_file_list(tmp_path / "bulk.csv")
+    assert legacy["PMC1000002"]["license"] == "LicenseRef-CC-BY-NC"
+    assert legacy["PMC1000002"]["pmid"] is None and legacy["PMC1000001"]["pmid"] == "31000001"
+    assert bulk["PMC1000003"]["license"] == "CC0-1.0" and not bulk["PMC1000003"]["retracted"]
+    assert bulk["PMC1000004"]["retracted"]
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a PMC OA file list"):
+        read_file_list(tmp_path / "other.csv")
+
+
+def test_clean_paper_text_keeps_real_content():
+    clean = CleanPaperText()
+    text = (
+        "Risk fell [1-3, 7] (Smith et al., 2020; Lee and Park, 2019) (Fig. 1B) "
+        "(see Supplementary Figure S3) (Table 2). OR 1.4 [1.1, 1.9]; dose 5 mg/kg (n = 12); "
+        "BRCA1 (P < 0.05). See www.example.org or mail me@example.org.\no The bullet stays."
+    )
+    assert clean.transform(text) == (
+        "Risk fell. OR 1.4 [1.1, 1.9]; dose 5 mg/kg (n = 12); BRCA1 (P < 0.05). See or mail.\n"
+        "o The bullet stays."
+    )
+
+
+# --- the reader on archives and hostile input ------------------------------------------
+
+
+def tar_gz(path: Path, members: list[tuple[str, bytes | None, str]]) -> Path:
+    """A .tar.gz with (name, data, kind) members; kind: file, symlink."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data, kind in members:
+            info = tarfile.TarInfo(name)
+            if kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                archive.addfile(info)
+            else:
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def build_pmc(tmp_path: Path, pmc: Path, file_list: Path | None = None, *overrides: str):
+    inputs = {"pmc": str(pmc)} | ({"file_list": str(file_list)} if file_list else {})
+    recipe = load_recipe(
+        "medc_k/pmc_oa",
+        inputs=inputs,
+        require_inputs=True,
+        overrides=["steps.length_filter.min_words=5", *overrides],
+    )
+    out = tmp_path / "out"
+    result = build(recipe, out, BuildOptions(progress=False, overwrite=True))
+    rejects = {}
+    if (out / "rejects" / "pmc_oa-pmc.parquet").is_file():
+        for row in pq.read_table(out / "rejects" / "pmc_oa-pmc.parquet").to_pylist():
+            rejects[f"{row['input_file']}!{row['input_member']}"] = row["reason"]
+    return result, pq.read_table(out / "data").to_pylist(), rejects
+
+
+def test_archives_file_list_and_every_kind_of_bad_member(tmp_path):
+    pmc = tmp_path / "pmc"
+    pmc.mkdir()
+    (pmc / "PMC1000001.nxml").write_bytes(jats(1, "PMC1000001"))
+    # A legacy per-article package: the .nxml inside, images ignored.
+    tar_gz(
+        pmc / "PMC1000005.tar.gz",
+        [
+            ("PMC1000005/article.nxml", jats(5, "PMC1000005"), "file"),
+            ("PMC1000005/f1.jpg", b"\xff\xd8", "file"),
+        ],
+    )
+    # A bulk archive with every hazard.
+    huge = b"<article>" + b" " * (2 << 20) + b"</article>"
+    tar_gz(
+        pmc / "bulk.tar.gz",
+        [
+            ("PMC001xxxxxx/PMC1000003.xml", jats(3, "PMC1000003"), "file"),
+            ("PMC001xxxxxx/PMC1000004.xml", jats(4, "PMC1000004"), "file"),  # retracted
+            ("PMC001xxxxxx/PMC1000002.xml", jats(2, "PMC1000002", license=CC_BY_NC), "file"),
+            ("../../x.xml", jats(9, "PMC1000009"), "file"),
+            ("PMC001xxxxxx/link.xml", None, "symlink"),
+            ("PMC001xxxxxx/PMC1000010.xml", huge, "file"),
+            ("PMC001xxxxxx/PMC1000011.xml", b"<article><body><p>unclosed", "file"),
+            ("PMC001xxxxxx/PMC1000012.xml", BILLION_LAUGHS, "file"),
+            ("PMC001xxxxxx/PMC1000013.xml", EXTERNAL_ENTITY, "file"),
+            (
+                "PMC001xxxxxx/PMC1000014.xml",
+                b'<article xmlns:xlink="http://www.w3.org/1999/xlink"><front><article-meta>'
+                b'<article-id pub-id-type="pmc">1000014</article-id><permissions><license '
+                b'xlink:href="http://creativecommons.org/licenses/by/4.0/"/></permissions>'
+                b"</article-meta></front></article>",
+                "file",
+            ),
+        ],
+    )
+    (pmc / "fake.tar.gz").write_text("this is not gzip")
+    cut = tar_gz(
+        tmp_path / "whole.tar.gz",
+        [(f"PMC20000{i}.xml", jats(i, f"PMC20000{i}"), "file") for i in range(10)],
+    ).read_bytes()
+    (pmc / "truncated.tar.gz").write_bytes(cut[: len(cut) // 2])
+    file_list = tmp_path / "list.csv"
+    file_list.write_text(
+        BULK_LIST + "PMC001xxxxxx/PMC1000002.xml,x,PMC1000002,2022-01-01 00:00:00,,CC BY-NC,no\n"
+    )
+    result, rows, rejects = build_pmc(
+        tmp_path, pmc, file_list, "read.pmc_oa.max_member_bytes=1000000"
+    )
+    ids = [r["id"] for r in rows]
+    assert "pmc:PMC1000001" in ids and "pmc:PMC1000005" in ids and "pmc:PMC1000003" in ids
+    assert rejects["pmc/bulk.tar.gz!PMC001xxxxxx/PMC1000004.xml"] == "retracted"
+    assert rejects["pmc/bulk.tar.gz!PMC001xxxxxx/PMC1000002.xml"] == "license:LicenseRef-CC-BY-NC"
+    assert rejects["pmc/bulk.tar.gz!../../x.xml"] == "unsafe_member"
+    assert rejects["pmc/bulk.tar.gz!PMC001xxxxxx/link.xml"] == "unsafe_member"
+    assert rejects["pmc/bulk.tar.gz!PMC001xxxxxx/PMC1000010.xml"] == "member_too_large"
+    assert rejects["pmc/bulk.tar.gz!PMC001xxxxxx/PMC1000011.xml"] == "invalid_xml"
+    assert rejects["pmc/bulk.tar.gz!PMC001xxxxxx/PMC1000012.xml"] == "unsafe_xml"
+    assert rejects["pmc/bulk.tar.gz!PMC001xxxxxx/PMC1000013.xml"] == "unsafe_xml"
+    assert rejects["pmc/bulk.tar.gz!PMC001xxxxxx/PMC1000014.xml"] == "empty_article"
+    assert rejects["pmc/fake.tar.gz!archive"] == "corrupt_archive"
+    truncated = [k for k, v in rejects.items() if v == "truncated_archive"]
+    assert len(truncated) == 1 and truncated[0].startswith("pmc/truncated.tar.gz!after PMC20000")
+    # Some members of the truncated archive were read before the cut.
+    assert any(i.startswith("pmc:PMC20000") for i in ids)
+    assert not (tmp_path / "x.xml").exists() and not (tmp_path.parent / "x.xml").exists()
+    step = result.manifest["steps"][0]
+    assert step["in"] == step["out"] + sum(step["dropped"].values())
+    row = next(r for r in rows if r["id"] == "pmc:PMC1000005")
+    assert row["metadata"]["input_file"] == "pmc/PMC1000005.tar.gz"
+    assert row["metadata"]["input_member"] == "PMC1000005/article.nxml"
+    assert row["metadata"]["pmid"] == "31000001" and row["license"] == "CC-BY-4.0"
+
+
+def test_license_from_the_article_without_a_file_list(tmp_path):
+    pmc = tmp_path / "pmc"
+    pmc.mkdir()
+    (pmc / "a.nxml").write_bytes(jats(1, "PMC1000001"))
+    (pmc / "b.nxml").write_bytes(jats(2, "PMC1000002", license=CC_BY_NC))
+    (pmc / "c.nxml").write_bytes(NLM23.encode())
+    _, rows, rejects = build_pmc(tmp_path, pmc)
+    assert [r["id"] for r in rows] == ["pmc:PMC1000001"]
+    assert rejects == {
+        "pmc/b.nxml!pmc/b.nxml": "license:CC-BY-NC-4.0",
+        "pmc/c.nxml!pmc/c.nxml": "license:LicenseRef-unknown",
+    }
+    _, rows, _ = build_pmc(tmp_path, pmc, None, "read.pmc_oa.license_policy=research")
+    assert [r["license"] for r in rows] == ["CC-BY-4.0", "CC-BY-NC-4.0"]
+
+
+@pytest.mark.skipif(not ELIFE.is_dir(), reason="needs ../shared/fixtures (eLife JATS articles)")
+def test_real_elife_articles(tmp_path):
+    result, rows, _ = build_pmc(tmp_path, ELIFE)
+    by_doi = {r["metadata"]["doi"]: r for r in rows}
+    assert set(by_doi) == {
+        f"10.7554/eLife.{n}" for n in ("00013", "00240", "00270", "00351", "02304")
+    }
+    sink = by_doi["10.7554/eLife.00013"]
+    assert sink["id"] == "pmc:doi:10.7554/eLife.00013"  # the kitchen sink has no PMC id
+    assert sink["license"] == "CC-BY-4.0" and sink["metadata"]["year"] == 2014
+    assert "Introduction" in sink["metadata"]["sections"]
+    assert "eLife digest" in sink["metadata"]["sections"]
+    text = by_doi["10.7554/eLife.00351"]["text"]
+    assert text.startswith("Bad medicine\n\nAbstract\n\nIn his new book Ben Goldacre argues")
+    assert "against placebo ()" not in text and "against placebo." in text
+    for row in rows:
+        assert "http://" not in row["text"] and "References" not in row["metadata"]["sections"]
+    assert result.manifest["totals"]["licenses"] == {"CC-BY-3.0": 3, "CC-BY-4.0": 2}
+    # Several elife articles carry xref citations; none is left as a bare year reference.
+    assert not any("et al., 20" in r["text"] for r in rows)
+    assert (
+        json.loads((tmp_path / "out" / "manifest.json").read_text())["inputs"][0]["input"] == "pmc"
+    )
