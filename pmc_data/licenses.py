@@ -45,7 +45,7 @@ _URL = re.compile(
     re.IGNORECASE,
 )
 _SHORT = re.compile(
-    r"^\s*(?:CC[\s_-]*(?P<zero>0|zero)|CC[\s_-]*(?P<kind>BY(?:[\s_-]+(?:NC|SA|ND))*))"
+    r"^\s*(?:CC[\s_-]*(?P<zero>0|zero)|CC[\s_-]*(?P<kind>BY(?:[\s_-]*(?:NC|SA|ND))*))"
     r"(?:[\s_-]*(?P<version>\d\.\d))?(?:[\s_-]*(?P<port>IGO))?(?:\s+license)?\s*$",
     re.IGNORECASE,
 )
@@ -84,7 +84,7 @@ def _spdx(elements: frozenset[str], version: str | None, port: str | None) -> st
 
 
 def _elements(kind: str) -> frozenset[str]:
-    return frozenset(part.upper() for part in re.split(r"[\s_-]+", kind) if part)
+    return frozenset(re.findall(r"BY|NC|SA|ND", kind.upper()))
 
 
 def to_spdx(text: str | None) -> str:

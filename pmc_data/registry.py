@@ -49,6 +49,16 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
+#: Reader reasons that mean "this input could not be read": they count towards a recipe's
+#: ``max_error_rate``. Every other reader reason is a selection (a license policy, no PMC
+#: id, a retraction...), counted as dropped like any step's.
+UNREADABLE = frozenset({
+    "invalid_json", "invalid_utf8", "not_an_object", "missing_text", "text_not_a_string",
+    "missing_id", "truncated_input", "corrupt_input", "invalid_xml", "unsafe_xml",
+    "not_an_article", "unsafe_member", "member_too_large", "corrupt_archive",
+    "truncated_archive",
+})  # fmt: skip
+
 #: Columns a global step's ``decide`` returns: which row (``_order``) to drop, and why.
 DECISION_SCHEMA = {"_order": pl.Int64, "reason": pl.String, "detail": pl.String}
 
@@ -56,6 +66,7 @@ DECISION_SCHEMA = {"_order": pl.Int64, "reason": pl.String, "detail": pl.String}
 BUILTIN_MODULES = (
     "pmc_data.sources.documents",
     "pmc_data.sources.pmc",
+    "pmc_data.sources.s2orc",
     "pmc_data.steps.text",
     "pmc_data.steps.filters",
     "pmc_data.steps.papers",

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pmc_data.recipe import Recipe
-from pmc_data.registry import REJECT_SCHEMA, Dropped, Reader, ReadResult, Unit
+from pmc_data.registry import REJECT_SCHEMA, UNREADABLE, Dropped, Reader, ReadResult, Unit
 from pmc_data.report import MEASURES, measure
 from pmc_data.schema import schema_for
 
@@ -131,7 +131,7 @@ def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path
         for result in results:
             batch = result.table
             items += result.items
-            errors += len(result.errors)
+            errors += sum(e["reason"] in UNREADABLE for e in result.errors)
             reasons = [e["reason"] for e in result.errors]
             _add(counts, reader_label, result.items, len(batch), reasons)
             if result.errors:
