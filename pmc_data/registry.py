@@ -67,6 +67,7 @@ BUILTIN_MODULES = (
     "pmc_data.sources.documents",
     "pmc_data.sources.pmc",
     "pmc_data.sources.s2orc",
+    "pmc_data.sources.pubmed",
     "pmc_data.steps.text",
     "pmc_data.steps.filters",
     "pmc_data.steps.papers",
