@@ -71,6 +71,7 @@ BUILTIN_MODULES = (
     "pmc_data.steps.text",
     "pmc_data.steps.filters",
     "pmc_data.steps.papers",
+    "pmc_data.steps.quality",
     "pmc_data.dedup.exact",
     "pmc_data.dedup.minhash",
     "pmc_data.dedup.against",
