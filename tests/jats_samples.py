@@ -88,7 +88,11 @@ def jats(
 ) -> bytes:
     pmid_node = f'<article-id pub-id-type="pmid">{pmid}</article-id>' if pmid else ""
     rng = random.Random(n)
-    extra = " ".join(sentence(rng) for _ in range(12))  # makes each article distinct
+    # Distinct prose per article (English with function words, as papers are).
+    extra = " ".join(
+        f"The {w[0]} of the {w[1]} was {w[2]} in the {w[3]} and in {w[4]} {w[5]}."
+        for w in (sentence(rng).lower().rstrip(".").split()[:6] for _ in range(12))
+    )
     return JATS.format(pmcid=pmcid, pmid=pmid_node, n=n, license=license, extra=extra).encode()
 
 

@@ -35,8 +35,8 @@ SCIENTIFIC = (
             "not_english",
         ),
         (
-            "在接受治疗的患者中观察到血压显著下降 该效果在整个研究期间持续存在 并且与中风发生率降低相关 "
-            "这证实了先前的观察结果 研究共纳入四百名患者 随访时间为两年 结果在各亚组中一致 "
+            "在接受治疗的患者中观察到血压显著下降 该效果在整个研究期间持续存在 "
+            "并且与中风发生率降低相关 这证实了先前的观察结果 研究共纳入四百名患者 随访时间为两年 结果在各亚组中一致 "  # noqa: E501 - wide characters
             "包括糖尿病患者 以及老年患者 以及肾功能不全的患者 均未发现严重不良事件",
             "not_english",
         ),
@@ -70,9 +70,9 @@ def test_rules_can_be_switched_off():
     args = QualityFilterArgs(min_english_ratio=None)
     assert (
         QualityFilter(args).check(
-            "Bei den Patienten wurde eine signifikante Senkung des Blutdrucks beobachtet, die über "
-            "den gesamten Zeitraum der Studie anhielt und mit einer geringeren Rate an Schlaganfällen "
-            "verbunden war."
+            "Bei den Patienten wurde eine signifikante Senkung des Blutdrucks beobachtet, die "
+            "über den gesamten Zeitraum der Studie anhielt und mit einer geringeren Rate an "
+            "Schlaganfällen verbunden war."
         )
         is None
     )

@@ -30,7 +30,7 @@ from pmc_data.registry import StepArgs, TextFilter, register_step
 
 #: English function words: frequent in any English prose, scientific included.
 ENGLISH = frozenset(
-    "the of and in to a is was were with for that by on as are at from be this these an or "
+    "the of and in to a is was were with for that by on as are at from be this these an or "  # noqa: SIM905
     "which not but we it than have has had been their its between after both all also more "
     "most other such into during there can may our".split()
 )
@@ -70,9 +70,9 @@ class QualityFilter(TextFilter):
             symbols = sum(unicodedata.category(c).startswith("S") for c in visible)
             if symbols / len(visible) > args.max_symbol_ratio:
                 return "too_many_symbols"
-        if args.min_alpha_ratio is not None:
-            if sum(c.isalpha() for c in visible) / len(visible) < args.min_alpha_ratio:
-                return "too_few_letters"
+        letters = sum(c.isalpha() for c in visible) / len(visible)
+        if args.min_alpha_ratio is not None and letters < args.min_alpha_ratio:
+            return "too_few_letters"
         if args.max_repeated_line_ratio is not None:
             lines = [line.strip() for line in text.split("\n") if len(line.strip()) > 20]
             if len(lines) >= 5:
