@@ -20,7 +20,10 @@ demo: setup
 	$(BIN)/pmc-data build demo --input docs=examples/demo \
 		--input medqa_test=examples/eval/medqa_test_sample.jsonl --output build/demo --overwrite
 	$(BIN)/pmc-data inspect build/demo
-	$(BIN)/python -m pmc_data.demo build/demo
+	$(BIN)/pmc-data build medc_k/pmc_oa --input pmc=examples/papers --output build/papers \
+		--overwrite --set steps.length_filter.min_words=50
+	$(BIN)/pmc-data inspect build/papers
+	$(BIN)/python -m pmc_data.demo build/demo build/papers
 
 test: setup
 	$(BIN)/ruff check .

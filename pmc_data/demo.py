@@ -1,6 +1,6 @@
-"""Load a built dataset folder with ``datasets`` and print what a researcher would see.
+"""Load built dataset folders with ``datasets`` and print what a researcher would see.
 
-python -m pmc_data.demo build/demo
+python -m pmc_data.demo build/demo build/papers
 """
 
 from __future__ import annotations
@@ -21,4 +21,5 @@ def main(folder: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "build/demo")
+    for folder in sys.argv[1:] or ["build/demo"]:
+        main(folder)
