@@ -21,9 +21,10 @@ arguments, and output settings::
 Recipes are data only: parsed with ``yaml.safe_load``, never evaluated. Every mistake is a
 :class:`RecipeError`, one line naming the file, the key and what is allowed:
 
->>> load_recipe("recipes/demo.yaml", overrides=["steps.length_filter.min_words=abc"])
+>>> load_recipe("demo", overrides=["steps.length_filter.min_words=abc"])
 Traceback (most recent call last):
-RecipeError: recipes/demo.yaml: steps[1].min_words: Input should be a valid integer ... (got 'abc')
+pmc_data.errors.RecipeError: recipes/demo.yaml: steps[1].min_words: Input should be a valid \
+integer, unable to parse string as an integer (got 'abc')
 """
 
 from __future__ import annotations

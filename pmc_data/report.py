@@ -1,7 +1,7 @@
 """Corpus statistics of a build and the plots in ``report/``.
 
 >>> table = pa.table({"text": ["two words"], "source": ["pmc"], "license": ["CC0-1.0"]})
->>> stats = CorpusStats("medc_k")
+>>> stats = CorpusStats()
 >>> stats.add(table, measure(table, "medc_k"))
 >>> stats.summary()["words"], stats.summary()["licenses"]
 (2, {'CC0-1.0': 1})

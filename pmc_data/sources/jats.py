@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from pmc_data.licenses import UNKNOWN, to_spdx
+from pmc_data.tidy import tidy
 
 XLINK = "{http://www.w3.org/1999/xlink}href"
 _PARSER = etree.XMLParser(
@@ -46,10 +47,6 @@ DROPPED_SECTION_TITLE = re.compile(
 )
 #: Inline elements whose text never belongs in the article's prose.
 SKIPPED_INLINE = {"supplementary-material", "fn", "fn-group", "ref-list", "ack", "glossary"}
-
-
-_EMPTY_BRACKETS = re.compile(r"\s*[(\[](?:\s|[,;\u2013\u2014-]|and)*[)\]]")
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:])(?=\s|$)")
 
 
 class UnsafeXML(ValueError):
@@ -137,10 +134,7 @@ class _Text:
     def __call__(self, element: etree._Element) -> str:
         parts: list[str] = []
         self._walk(element, parts)
-        text = _norm("".join(parts))
-        # What removed citations leave behind: "()", "[, ]", "(; )", and a space before ".".
-        text = _EMPTY_BRACKETS.sub("", text)
-        return _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+        return tidy(_norm("".join(parts)))
 
     def _walk(self, element: etree._Element, parts: list[str]) -> None:
         name = _local(element.tag)

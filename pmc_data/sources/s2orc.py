@@ -28,11 +28,10 @@ from pmc_data.registry import Reader, ReadResult, StepArgs, Unit, register_reade
 from pmc_data.sources.documents import JSONL_SUFFIXES, DocumentArgs, RowBuilder
 from pmc_data.sources.files import display_path, file_entry, list_files, open_decompressed
 from pmc_data.sources.jats import normalise_pmcid
+from pmc_data.tidy import tidy
 
 BATCH = 2000
 _SHARD = re.compile(r"(\d+)(?:\.jsonl|\.json)")
-_EMPTY_BRACKETS = re.compile(r"\s*[(\[](?:\s|[,;\u2013-]|and)*[)\]]")
-_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:])(?=\s|$)")
 _CUT_SPANS = ("bibref", "figureref", "tableref")
 
 
@@ -56,8 +55,7 @@ def cut_spans(text: str, spans: list[tuple[int, int]]) -> str:
             kept.append(text[position:start])
             position = max(position, end)
     kept.append(text[position:])
-    joined = _EMPTY_BRACKETS.sub("", "".join(kept))
-    return re.sub(r"\s{2,}", " ", _SPACE_BEFORE_PUNCT.sub(r"\1", joined)).strip()
+    return tidy(re.sub(r"\s+", " ", "".join(kept)))
 
 
 def _spans(values: list[dict] | None) -> list[tuple[int, int]]:

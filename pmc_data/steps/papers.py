@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from pmc_data.licenses import POLICIES, allowed
 from pmc_data.registry import Filter, StepArgs, TextTransform, register_step
+from pmc_data.tidy import tidy
 
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]", re.IGNORECASE)
 _DOI_LINE = re.compile(r"^\s*DOI:\s*$", re.IGNORECASE | re.MULTILINE)
@@ -37,10 +38,6 @@ _FIGURE_MENTION = re.compile(
     r"[)\]]",
     re.IGNORECASE,
 )
-_EMPTY_BRACKETS = re.compile(r"\s*[(\[](?:\s|[,;\u2013-]|and)*[)\]]")
-_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:])(?=\s|$)")
-_DOUBLE_PUNCT = re.compile(r"([,;])\s*([.;,])")
-_SPACES = re.compile(r"[ \t]{2,}")
 
 
 class CleanPaperTextArgs(StepArgs):
@@ -69,10 +66,7 @@ class CleanPaperText(TextTransform):
             text = _AUTHOR_YEAR.sub("", _NUMERIC_CITATION.sub("", text))
         if args.figure_mentions:
             text = _FIGURE_MENTION.sub("", text)
-        text = _EMPTY_BRACKETS.sub("", text)
-        text = _DOUBLE_PUNCT.sub(r"\2", text)
-        text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
-        return _SPACES.sub(" ", text).strip()
+        return tidy(text)
 
 
 class LicenseFilterArgs(StepArgs):

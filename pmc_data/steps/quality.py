@@ -14,7 +14,8 @@ spare); each rule is an option and each drop has its own reason:
 - ``repeated_lines``: more than ``max_repeated_line_ratio`` of the non-trivial lines are
   repeats (headers, boilerplate, broken extraction).
 
->>> QualityFilter().check("Der Patient erhielt eine Therapie und die Werte wurden gemessen.")
+>>> QualityFilter().check("Der Patient erhielt eine Therapie, und die Werte wurden über "
+...                       "den gesamten Zeitraum der Studie täglich gemessen und verglichen.")
 'not_english'
 """
 
