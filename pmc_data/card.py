@@ -6,9 +6,10 @@ describes the dataset and includes ``_build.md`` for the generated sections. The
 what it measured (``license``, ``size_categories``, ``configs``, ``dataset_info``), so the
 front matter is always valid for the Hub and for ``datasets``:
 
->>> from huggingface_hub import DatasetCard
->>> DatasetCard.load("build/demo/README.md").data.configs[0]["config_name"]   # doctest: +SKIP
-'default'
+::
+
+    from huggingface_hub import DatasetCard
+    DatasetCard.load("build/demo/README.md").data.configs[0]["config_name"]   # 'default'
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """The build runner: inputs -> work units -> steps in a process pool -> the dataset folder.
 
->>> from pmc_data.recipe import load_recipe
->>> from pmc_data.runner import BuildOptions, build
->>> recipe = load_recipe("demo", inputs={"docs": "examples/demo"}, require_inputs=True)
->>> result = build(recipe, Path("build/demo"), BuildOptions(workers=2))   # doctest: +SKIP
->>> result.rows                                                           # doctest: +SKIP
-{'train': 12}
+::
+
+    from pmc_data.recipe import load_recipe
+    from pmc_data.runner import BuildOptions, build
+
+    recipe = load_recipe("demo", inputs={"docs": "examples/demo"}, require_inputs=True)
+    result = build(recipe, Path("build/demo"), BuildOptions(workers=2))
+    result.rows     # {'train': 13}
 
 Phases, each resumable:
 

@@ -28,10 +28,12 @@ def shard_name(split: str, index: int, count: int) -> str:
 class SplitWriter:
     """Streams one split's rows into ``count`` files of near-equal row counts.
 
-    >>> writer = SplitWriter(Path("out/data"), "train", schema, total_rows=10, count=2,
-    ...                      row_group_rows=4)                       # doctest: +SKIP
-    >>> writer.write(table_of_10_rows); writer.close()               # doctest: +SKIP
-    [Path('out/data/train-00000-of-00002.parquet'), Path('out/data/train-00001-of-00002.parquet')]
+    ::
+
+        writer = SplitWriter(Path("out/data"), "train", schema, total_rows=10, count=2,
+                             row_group_rows=4)
+        writer.write(table_of_10_rows)
+        writer.close()  # [.../train-00000-of-00002.parquet, .../train-00001-of-00002.parquet]
     """
 
     def __init__(

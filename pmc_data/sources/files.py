@@ -98,8 +98,8 @@ def line_aligned_ranges(
     ``unit_bytes`` long, so workers can read their range without seeing a partial line.
     A ``digest`` given is fed the file's bytes on the way (one read for hash and plan).
 
-    >>> line_aligned_ranges("three-lines.jsonl", unit_bytes=1 << 30)   # doctest: +SKIP
-    [(0, 123, 1)]
+    ``line_aligned_ranges("three-lines.jsonl", unit_bytes=1 << 30)`` is ``[(0, 123, 1)]``
+    for a 123-byte file.
     """
     size = Path(path).stat().st_size
     ranges: list[tuple[int, int, int]] = []

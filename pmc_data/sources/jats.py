@@ -4,9 +4,11 @@ Parsing never loads a DTD, never touches the network and never expands entities:
 that declares entities (the "billion laughs" or an external entity pointing at a local file)
 is refused with :class:`UnsafeXML`. Both NLM 2.3 and JATS 1.x tag sets are read.
 
->>> article = parse_article(open("PMC176545.nxml", "rb").read())     # doctest: +SKIP
->>> article.pmcid, article.license, article.sections[:2]              # doctest: +SKIP
-('PMC176545', 'CC-BY-4.0', ['Introduction', 'Methods'])
+::
+
+    article = parse_article(open("PMC176545.nxml", "rb").read())
+    article.pmcid, article.license, article.sections[:2]
+    # ('PMC176545', 'CC-BY-4.0', ['Introduction', 'Methods'])
 
 What the text keeps is a set of named options (:class:`JatsOptions`) with the paper's rules
 as defaults: title, abstracts and body in order, headings as their own lines, nested section
