@@ -310,6 +310,10 @@ def _one_line(exc: ValidationError, model: type[BaseModel], prefix: str) -> tupl
     error = exc.errors()[0]
     key = _loc(tuple(error["loc"]))
     if error["type"] == "extra_forbidden":
+        # The model that owns the unknown key: inputs.<name>.x is an InputSpec, output.x...
+        nested = {"inputs": (InputSpec, 3), "output": (OutputSpec, 2)}.get(error["loc"][0])
+        if model is RecipeModel and nested and len(error["loc"]) == nested[1]:
+            model = nested[0]
         allowed = ", ".join(f.alias or n for n, f in model.model_fields.items()) or "none"
         message = f"unknown key; allowed: {allowed}"
     elif error["type"] == "missing":

@@ -68,6 +68,8 @@ BUILTIN_MODULES = (
     "pmc_data.sources.pmc",
     "pmc_data.sources.s2orc",
     "pmc_data.sources.pubmed",
+    "pmc_data.sources.qa",
+    "pmc_data.sources.umls",
     "pmc_data.steps.text",
     "pmc_data.steps.filters",
     "pmc_data.steps.papers",
@@ -134,6 +136,17 @@ class Step:
     @property
     def text_column(self) -> str:
         return TEXT_COLUMN[self.schema]
+
+    def content(self, batch: pa.Table) -> pa.Array:
+        """The text that identifies a row for de-duplication and decontamination.
+
+        A document's text; for an instruction row its input and output (not the instruction,
+        a template: the same question under two wordings is still the same item).
+        """
+        if self.schema == "medc_i":
+            parts = [pc.fill_null(batch.column(c), "") for c in ("input", "output")]
+            return pc.binary_join_element_wise(*parts, "\n").combine_chunks()
+        return pc.fill_null(batch.column(self.text_column), "").combine_chunks()
 
 
 def referenced_inputs(step, args: StepArgs | None = None) -> list[str]:

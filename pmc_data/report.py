@@ -165,12 +165,11 @@ def write_plots(steps: list[dict], stats: dict[str, CorpusStats], folder: Path) 
         for split, lengths in zip(stats, every, strict=True):
             if len(lengths):
                 ax.hist(lengths, bins=bins, alpha=0.7, label=split)
+        ax.legend()
     ax.set_xscale("log")
     ax.set_xlabel("characters per row (log)")
     ax.set_ylabel("rows")
     ax.set_title(PLOTS["lengths"])
-    if stats:
-        ax.legend()
     save(fig, "lengths")
 
     for name, key in (("licenses", "licenses"), ("sources", "sources")):

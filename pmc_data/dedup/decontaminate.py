@@ -175,7 +175,7 @@ class Decontaminate(GlobalStep):
         return self._index
 
     def signatures(self, batch: pa.Table) -> pa.Table:
-        grams, offsets = shingle_hashes(batch.column(self.text_column), self.args.ngram)
+        grams, offsets = shingle_hashes(self.content(batch), self.args.ngram)
         matches = self.index().matches(grams, offsets)
         return pa.table(
             {

@@ -69,7 +69,7 @@ class ExactDedup(GlobalStep):
         return _WHITESPACE.sub(" ", text).strip()
 
     def signatures(self, batch: pa.Table) -> pa.Table:
-        texts = batch.column(self.text_column).to_pylist()
+        texts = self.content(batch).to_pylist()
         digests = [
             hashlib.blake2b(self.normalise(t or "").encode(), digest_size=16).digest()
             for t in texts
@@ -80,7 +80,7 @@ class ExactDedup(GlobalStep):
                 "id": batch.column("id"),
                 "license": batch.column("license"),
                 "source": batch.column("source"),
-                "length": pc.utf8_length(pc.fill_null(batch.column(self.text_column), "")),
+                "length": pc.utf8_length(self.content(batch)),
             }
         )
 

@@ -143,7 +143,7 @@ class NearDedup(GlobalStep):
         self._clusters = pl.DataFrame()
 
     def signatures(self, batch: pa.Table) -> pa.Table:
-        shingles, offsets = shingle_hashes(batch.column(self.text_column), self.args.ngram)
+        shingles, offsets = shingle_hashes(self.content(batch), self.args.ngram)
         sigs = signatures(shingles, offsets, self.a, self.b)
         bands = band_hashes(sigs, self.bands, self.rows)
         width = self.args.num_perm * 4
@@ -151,7 +151,7 @@ class NearDedup(GlobalStep):
             "id": batch.column("id"),
             "license": batch.column("license"),
             "source": batch.column("source"),
-            "length": pc.utf8_length(pc.fill_null(batch.column(self.text_column), "")),
+            "length": pc.utf8_length(self.content(batch)),
             "shingles": pa.array(np.diff(offsets), pa.int64()),
             "signature": pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(width), len(sigs), [None, pa.py_buffer(sigs.tobytes())]

@@ -1,0 +1,1 @@
+"""Instruction synthesis: templates, output formats, and (with LLM backends) generation."""
