@@ -15,7 +15,7 @@ from tests.conftest import SHARED_FIXTURES, write_jsonl
 
 MEDQA = [
     {
-        "question": "A 30-year-old woman has fatigue and a microcytic anemia. What is the next step?",
+        "question": "A 30-year-old woman has fatigue and a microcytic anemia. What is next?",
         "options": {
             "A": "Serum ferritin",
             "B": "Bone marrow biopsy",
