@@ -23,7 +23,13 @@ demo: setup
 	$(BIN)/pmc-data build medc_k/pmc_oa --input pmc=examples/papers --output build/papers \
 		--overwrite --set steps.length_filter.min_words=50
 	$(BIN)/pmc-data inspect build/papers
-	$(BIN)/python -m pmc_data.demo build/demo build/papers
+	$(BIN)/pmc-data build medc_i/rationale_extractive --output build/instructions --overwrite \
+		--input medqa=examples/qa/medqa_train_sample.jsonl \
+		--input medmcqa=examples/qa/medmcqa_train_sample.jsonl \
+		--input pubmedqa=examples/qa/pubmedqa_sample.json \
+		--input medqa_test=examples/eval/medqa_test_sample.jsonl
+	$(BIN)/pmc-data inspect build/instructions
+	$(BIN)/python -m pmc_data.demo build/demo build/papers build/instructions
 
 test: setup
 	$(BIN)/ruff check .

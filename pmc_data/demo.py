@@ -1,6 +1,6 @@
 """Load built dataset folders with ``datasets`` and print what a researcher would see.
 
-python -m pmc_data.demo build/demo build/papers
+python -m pmc_data.demo build/demo build/papers build/instructions
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ def main(folder: str) -> None:
     for split, rows in dataset.items():
         first = rows[0]
         print(f"{split}[0]: id={first['id']!r} license={first['license']!r}")
-        print(f"  {first['text'][:160]}...")
+        if "text" in first:
+            print(f"  {first['text'][:160]}...")
+        else:  # an instruction row
+            print(f"  instruction: {first['instruction']}\n  input: {first['input'][:120]}...")
+            print(f"  output: {first['output'][:160]}")
 
 
 if __name__ == "__main__":
