@@ -40,7 +40,14 @@ _FIGURE_MENTION = re.compile(
 )
 
 
+# A word broken at a line end by a hyphen: "treat-\nment". A real hyphen before a line
+# break ("beta-\nblocker") cannot be told apart, so a capital or a digit after it is left.
+_BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
+
+
 class CleanPaperTextArgs(StepArgs):
+    #: Join words hyphenated across line ends (text extracted from PDFs).
+    dehyphenate: bool = True
     urls: bool = True
     emails: bool = True
     #: Bracketed numbers and (Author et al., 2020) references.
@@ -58,6 +65,8 @@ class CleanPaperText(TextTransform):
 
     def transform(self, text: str) -> str:
         args = self.args
+        if args.dehyphenate:
+            text = _BROKEN_WORD.sub(r"\1\2", text)
         if args.urls:
             text = _DOI_LINE.sub("", _URL.sub("", text))
         if args.emails:
