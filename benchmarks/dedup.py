@@ -1,7 +1,7 @@
 """Near-duplicate removal: pmc-data's MinHash step against datatrove's MinHash pipeline.
 
     python benchmarks/dedup.py                       # 50k documents, 2 workers, 10x scaling run
-    python benchmarks/dedup.py --docs 3000 --scale 2 --datatrove-python /tmp/dtvenv/bin/python
+    python benchmarks/dedup.py --docs 3000 --scale 2 --keep  # a quick check; keeps the files
 
 Both tools de-duplicate the same generated, labelled corpus on the same machine in the same run,
 with the same word 5-gram shingles and the same LSH bands and rows (derived from the threshold
@@ -11,9 +11,9 @@ The corpus is scholarly/medical prose from a seeded RNG: about 60 % unique origi
 variants of an original made with realistic edits (character typos, swapped sentences, an
 inserted copyright, license or "Received ...; accepted ..." line, truncation, PDF-style
 re-hyphenation). Each variant is labelled with its exact word-5-gram Jaccard to its original
-(lower-cased, punctuation deleted, split on whitespace: pmc-data's normalisation). A variant is a
-true duplicate iff that Jaccard is at least ``--threshold``; a true cluster is an original and
-its true duplicates, and of a cluster of k documents k-1 should be removed.
+(lower-cased, punctuation replaced by spaces, split on whitespace: the words pmc-data shingles).
+A variant is a true duplicate iff that Jaccard is at least ``--threshold``; a true cluster is an
+original and its true duplicates, and of a cluster of k documents k-1 should be removed.
 
 pmc-data runs the built-in ``dedup`` recipe (``normalize_text``, ``exact_dedup``,
 ``near_dedup``). datatrove runs JsonlReader -> MinhashDedupSignature -> MinhashDedupBuckets ->
@@ -215,12 +215,14 @@ DATATROVE = textwrap.dedent(
 
 # --- corpus ------------------------------------------------------------------------------------
 
-_PUNCTUATION = re.compile(r"[^\w\s]")
+# The words of pmc_data.dedup.shingles.words, so that labels and pmc-data agree: anything not a
+# letter or digit is a space ("1.45-2.04" -> "1 45 2 04", "treat- ment" -> "treat ment").
+_PUNCTUATION = re.compile(r"[\W_]+")
 
 
 def shingles(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
-    """Word n-grams after lower-casing, deleting punctuation and splitting on whitespace."""
-    words = _PUNCTUATION.sub("", text.lower()).split()
+    """Word n-grams after lower-casing, replacing punctuation by spaces, splitting on spaces."""
+    words = _PUNCTUATION.sub(" ", text.lower()).split()
     return set(zip(*(words[i:] for i in range(n)), strict=False))
 
 
@@ -231,6 +233,7 @@ def jaccard(a: set, b: set) -> float:
 
 
 def _number(rng: random.Random) -> str:
+    """A number as papers write them: a percentage, a sample size, a p-value, a CI, ..."""
     kind = rng.randrange(8)
     if kind == 0:
         return f"({rng.randint(2, 98)}.{rng.randint(0, 9)}%)"
@@ -251,6 +254,7 @@ def _number(rng: random.Random) -> str:
 
 
 def _sentence(rng: random.Random) -> list[str]:
+    """The words of one sentence of 8-25 words (more with numbers), capitalised, with a stop."""
     size = rng.randint(8, 25)
     content = rng.choices(CONTENT_WORDS, cum_weights=CONTENT_WEIGHTS, k=size)
     function = rng.choices(FUNCTION_WORDS, cum_weights=FUNCTION_WEIGHTS, k=size)
@@ -280,6 +284,7 @@ def _document(rng: random.Random) -> list[str]:
 
 
 def _join(sentences: list[str], rng: random.Random) -> str:
+    """A document's text from its sentences."""
     # Paragraph breaks change no shingle, but make the text look like extracted articles.
     parts = [sentences[0]]
     for sentence in sentences[1:]:
@@ -289,6 +294,7 @@ def _join(sentences: list[str], rng: random.Random) -> str:
 
 
 def _boilerplate(rng: random.Random) -> str:
+    """A copyright, license, history or DOI line such as PDF extraction leaves in a text."""
     year = rng.randint(2005, 2023)
     kind = rng.randrange(5)
     if kind == 0:
@@ -321,6 +327,7 @@ def _boilerplate(rng: random.Random) -> str:
 
 
 def _typo(word: str, rng: random.Random) -> str:
+    """The word with one character swapped, dropped, doubled or replaced."""
     at = rng.randrange(len(word) - 1)
     kind = rng.randrange(4)
     if kind == 0:
@@ -333,6 +340,8 @@ def _typo(word: str, rng: random.Random) -> str:
 
 
 def _words_edit(sentences: list[str], rng: random.Random, rate: float, min_len: int, edit) -> list:
+    """Sentences with ``edit`` applied to a ``rate`` share of their alphabetic words of at least
+    ``min_len`` characters."""
     out = []
     for sentence in sentences:
         words = sentence.split(" ")
@@ -344,7 +353,7 @@ def _words_edit(sentences: list[str], rng: random.Random, rate: float, min_len: 
 
 
 def _rehyphenate(word: str, rng: random.Random) -> str:
-    # A word broken across a PDF line: "treat- ment".
+    """The word broken across a PDF line, as extraction leaves it: "treat- ment"."""
     at = rng.randrange(3, len(word) - 2)
     return f"{word[:at]}- {word[at:]}"
 
@@ -552,7 +561,9 @@ def pmc_data(corpus: Corpus, out: Path, args, bands: int, rows: int) -> Run:
     return Run("pmc-data", corpus.docs, seconds, peak, set(kept), set(removed), by_step)
 
 
-def datatrove(corpus: Corpus, shards: Path, work: Path, python: Path, args, bands: int, rows: int):
+def datatrove(
+    corpus: Corpus, shards: Path, work: Path, python: Path, args, bands: int, rows: int
+) -> Run:
     """datatrove's four MinHash stages on the corpus, cut into one file per worker."""
     work.mkdir()
     program = work / "minhash.py"
@@ -642,6 +653,7 @@ def merge_rates(runs: list[Run], corpus: Corpus, bands: int, rows: int) -> list[
 
 
 def versions(python: Path) -> str:
+    """The versions line; datatrove's comes from its own interpreter."""
     names = ("pmc-data", "datasketch", "polars", "pyarrow")
     ours = {n: metadata.version(n) for n in names}
     query = "import importlib.metadata as m; print(m.version('datatrove'))"
@@ -652,6 +664,7 @@ def versions(python: Path) -> str:
 
 
 def row(run: Run, corpus: Corpus) -> str:
+    """One tool's markdown table row."""
     precision, recall, f1 = score(run, corpus)
     return (
         f"| {run.tool} | {run.docs:,} | {run.seconds:.1f} | {run.docs / run.seconds:,.0f} | "
@@ -660,6 +673,7 @@ def row(run: Run, corpus: Corpus) -> str:
 
 
 def describe(corpus: Corpus, threshold: float) -> str:
+    """A corpus and its ground truth in one line."""
     similarities = [s for _, _, s in corpus.pairs]
     above = sum(s >= threshold for s in similarities)
     low, high = min(similarities, default=0), max(similarities, default=0)
@@ -753,7 +767,7 @@ def main() -> None:
             print(
                 f"scaling, pmc-data, {args.workers} workers: {small.docs:,} docs {ours.seconds:.1f}"
                 f" s -> {big.docs:,} docs {scaled.seconds:.1f} s: {ratio:.2f}x time for "
-                f"{args.scale}x documents (target <= {1.1 * args.scale:.0f}x: {verdict}); peak "
+                f"{args.scale}x documents (target <= {1.1 * args.scale:g}x: {verdict}); peak "
                 f"{ours.peak / 2**20:,.0f} -> {scaled.peak / 2**20:,.0f} MiB"
             )
         print(

@@ -55,6 +55,13 @@ def test_signatures_equal_datasketch():
         assert (reference.hashvalues == ours[doc]).all()
 
 
+def test_permutations_equal_datasketch():
+    for num_perm, seed in ((112, 1), (64, 7), (256, 42)):
+        expected = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        a, b = permutations(num_perm, seed)
+        assert (a == expected[0]).all() and (b == expected[1]).all()
+
+
 def test_lsh_parameters_from_datasketch_or_given():
     assert lsh_parameters(NearDedupArgs(threshold=0.8, num_perm=112)) == (9, 12)
     assert lsh_parameters(NearDedupArgs(bands=14, rows=8)) == (14, 8)

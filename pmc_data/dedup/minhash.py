@@ -24,7 +24,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasketch.lsh import _optimal_param
 from pydantic import Field, model_validator
 
 from pmc_data.dedup.exact import ExactDedupArgs, survivor_order
@@ -49,6 +48,24 @@ class MinHashArgs(StepArgs):
     rows: int | None = Field(None, ge=1)
     seed: int = 1
 
+    @model_validator(mode="before")
+    @classmethod
+    def _optimal_bands(cls, data: object) -> object:
+        """Fill in bands and rows when neither is given, so the resolved recipe (and the
+        manifest) states them, and workers need not import datasketch (and scipy) again."""
+        if isinstance(data, dict) and data.get("bands") is None and data.get("rows") is None:
+            from datasketch.lsh import _optimal_param
+
+            fields = cls.model_fields
+            threshold = data.get("threshold", fields["threshold"].default)
+            num_perm = data.get("num_perm", fields["num_perm"].default)
+            try:
+                bands, rows = _optimal_param(float(threshold), int(num_perm), 0.5, 0.5)
+            except (TypeError, ValueError):
+                return data  # the field validators will say what is wrong
+            data = data | {"bands": int(bands), "rows": int(rows)}
+        return data
+
     @model_validator(mode="after")
     def _lsh(self) -> MinHashArgs:
         if (self.bands is None) != (self.rows is None):
@@ -64,10 +81,8 @@ class NearDedupArgs(MinHashArgs, ExactDedupArgs):
 
 
 def lsh_parameters(args: MinHashArgs) -> tuple[int, int]:
-    if args.bands is not None:
-        return args.bands, args.rows
-    bands, rows = _optimal_param(args.threshold, args.num_perm, 0.5, 0.5)
-    return int(bands), int(rows)
+    """Bands and rows per band (filled in from the threshold when the recipe gave neither)."""
+    return args.bands, args.rows
 
 
 def connected_components(a: np.ndarray, b: np.ndarray) -> pl.DataFrame:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasketch import MinHash
 
 # Punctuation and symbols become spaces: "beta-blocker" -> "beta blocker", "(n=12)" -> "n 12".
 _NOT_WORD = r"[^\p{L}\p{N}\s]+"
@@ -125,9 +124,15 @@ def _ngrams(hashes: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's affine32 permutation parameters ``(a, b)`` for these settings."""
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+    """datasketch's affine32 permutation parameters ``(a, b)`` for these settings.
+
+    Drawn the way ``datasketch.MinHash(scheme="affine32")`` draws them (a test checks they
+    are equal), so workers need not import datasketch and, with it, scipy.
+    """
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def signatures(
