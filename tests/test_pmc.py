@@ -181,7 +181,8 @@ def test_both_file_list_layouts(tmp_path):
 def test_clean_paper_text_joins_words_broken_at_line_ends():
     clean = CleanPaperText()
     assert clean.transform("The treat-\nment worked; COVID-\n19 and beta-\nBlockers stay.") == (
-        "The treatment worked; COVID-\n19 and beta-\nBlockers stay.")
+        "The treatment worked; COVID-\n19 and beta-\nBlockers stay."
+    )
 
 
 def test_clean_paper_text_keeps_real_content():
