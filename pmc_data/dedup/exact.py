@@ -1,6 +1,6 @@
 """Exact de-duplication by a hash of normalised text, with a deterministic survivor.
 
-Signatures (16-byte BLAKE2b of the case-folded, whitespace-collapsed text) are computed per
+Signatures (16-byte BLAKE2b of the lower-cased, whitespace-collapsed text) are computed per
 shard in the worker pool; the decision is one polars sort over the signature table, so memory
 follows the number of documents, not their text.
 
@@ -12,7 +12,6 @@ order), the longer text, the smaller id, and the earlier position in the input.
 from __future__ import annotations
 
 import hashlib
-import re
 
 import polars as pl
 import pyarrow as pa
@@ -20,12 +19,11 @@ import pyarrow.compute as pc
 
 from pmc_data.registry import GlobalStep, StepArgs, decisions, register_step
 
-_WHITESPACE = re.compile(r"\s+")
-_PUNCTUATION = re.compile(r"[^\w\s]")
+_PUNCTUATION = r"[^\p{L}\p{N}\s]"
 
 
 class ExactDedupArgs(StepArgs):
-    #: Compare case-folded text (``The`` equals ``the``).
+    #: Compare lower-cased text (``The`` equals ``the``).
     casefold: bool = True
     #: Ignore punctuation when comparing.
     ignore_punctuation: bool = False
@@ -61,18 +59,19 @@ class ExactDedup(GlobalStep):
     name = "exact_dedup"
     Args = ExactDedupArgs
 
-    def normalise(self, text: str) -> str:
+    def normalise(self, texts: pa.Array) -> pa.Array:
+        """The compared form of each text, vectorised in Arrow."""
         if self.args.casefold:
-            text = text.casefold()
+            texts = pc.utf8_lower(texts)
         if self.args.ignore_punctuation:
-            text = _PUNCTUATION.sub("", text)
-        return _WHITESPACE.sub(" ", text).strip()
+            texts = pc.replace_substring_regex(texts, _PUNCTUATION, "")
+        return pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, r"\s+", " "))
 
     def signatures(self, batch: pa.Table) -> pa.Table:
-        texts = self.content(batch).to_pylist()
+        content = self.content(batch)
         digests = [
-            hashlib.blake2b(self.normalise(t or "").encode(), digest_size=16).digest()
-            for t in texts
+            hashlib.blake2b(text.encode(), digest_size=16).digest()
+            for text in self.normalise(content).to_pylist()
         ]
         return pa.table(
             {
@@ -80,7 +79,7 @@ class ExactDedup(GlobalStep):
                 "id": batch.column("id"),
                 "license": batch.column("license"),
                 "source": batch.column("source"),
-                "length": pc.utf8_length(self.content(batch)),
+                "length": pc.utf8_length(content),
             }
         )
 
