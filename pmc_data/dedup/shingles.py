@@ -151,12 +151,14 @@ def signatures(
         return result
     values = fmix32((shingles >> np.uint64(32)).astype(np.uint32))
     starts = offsets[nonempty]
-    step = max(1, (1 << 22) // max(len(values), 1))  # permutations per pass: ~16 MB temporaries
+    permuted = np.empty_like(values)
+    # One permutation at a time into one reused buffer: a (shingles x permutations) matrix
+    # would be memory-bound and ten times slower.
     with np.errstate(over="ignore"):
-        for first in range(0, len(a), step):
-            chunk = slice(first, first + step)
-            permuted = values[:, None] * a[None, chunk] + b[None, chunk]
-            result[nonempty, chunk] = np.minimum.reduceat(permuted, starts, axis=0)
+        for index in range(len(a)):
+            np.multiply(values, a[index], out=permuted)
+            np.add(permuted, b[index], out=permuted)
+            result[nonempty, index] = np.minimum.reduceat(permuted, starts)
     return result
 
 
