@@ -114,24 +114,28 @@ def connected_components(a: np.ndarray, b: np.ndarray) -> pl.DataFrame:
 
 
 def candidate_pairs(bands: pl.DataFrame, band_count: int) -> pl.DataFrame:
-    """Pairs ``(a, b)``, ``a < b``, of documents sharing at least one band hash."""
-    long = bands.unpivot(
-        index="_order",
-        on=[f"band_{i}" for i in range(band_count)],
-        variable_name="band",
-        value_name="hash",
-    )
-    grouped = long.with_columns(size=pl.len().over("band", "hash")).filter(pl.col("size") > 1)
-    small = grouped.filter(pl.col("size") <= MAX_GROUP_PAIRS)
-    pairs = (
-        small.join(small, on=["band", "hash"], suffix="_b")
-        .filter(pl.col("_order") < pl.col("_order_b"))
-        .select(a="_order", b="_order_b")
-    )
-    big = grouped.filter(pl.col("size") > MAX_GROUP_PAIRS).sort("band", "hash", "_order")
-    chain = big.with_columns(b=pl.col("_order").shift(-1).over("band", "hash")).drop_nulls("b")
-    pairs = pl.concat([pairs, chain.select(a="_order", b=pl.col("b").cast(pl.Int64))])
-    return pairs.unique().sort("a", "b")
+    """Pairs ``(a, b)``, ``a < b``, of documents sharing at least one band hash.
+
+    One band at a time, so the working set is one band's column, not all of them.
+    """
+    parts = []
+    for band in range(band_count):
+        column = f"band_{band}"
+        grouped = (
+            bands.select("_order", column)
+            .with_columns(size=pl.len().over(column))
+            .filter(pl.col("size") > 1)
+        )
+        small = grouped.filter(pl.col("size") <= MAX_GROUP_PAIRS)
+        parts.append(
+            small.join(small, on=column, suffix="_b")
+            .filter(pl.col("_order") < pl.col("_order_b"))
+            .select(a="_order", b="_order_b")
+        )
+        big = grouped.filter(pl.col("size") > MAX_GROUP_PAIRS).sort(column, "_order")
+        chain = big.with_columns(b=pl.col("_order").shift(-1).over(column)).drop_nulls("b")
+        parts.append(chain.select(a="_order", b=pl.col("b").cast(pl.Int64)))
+    return pl.concat(parts).unique().sort("a", "b")
 
 
 def signature_matrix(column: pl.Series, width: int) -> np.ndarray:
