@@ -178,6 +178,27 @@ def test_both_file_list_layouts(tmp_path):
         read_file_list(tmp_path / "other.csv")
 
 
+def test_figure_mentions_go_but_parentheticals_with_content_stay():
+    clean = CleanPaperText()
+    assert clean.transform("shown (Figure 2\u2014figure supplement 1) and (Figs. 1 and 3B).") == (
+        "shown and."
+    )
+    kept = "to an alanine (Figure 2, note Ala103 was mutated to a serine)."
+    assert clean.transform(kept) == kept
+    kept = "the loop (Figure 7E, RMSD 0.9 A excluding residues in the loop)."
+    assert clean.transform(kept) == kept
+
+
+def test_a_box_inside_a_paragraph_keeps_its_paragraphs_apart():
+    xml = (
+        b"<article><front><article-meta><article-id pub-id-type='pmc'>1</article-id>"
+        b"<title-group><article-title>T</article-title></title-group></article-meta></front>"
+        b"<body><p>Intro text.<boxed-text><p>Box one.</p><p><bold>Image</bold> two.</p>"
+        b"</boxed-text></p></body></article>"
+    )
+    assert parse_article(xml).blocks == ["T", "Intro text.", "Box one.", "Image two."]
+
+
 def test_clean_paper_text_joins_words_broken_at_line_ends():
     clean = CleanPaperText()
     assert clean.transform("The treat-\nment worked; COVID-\n19 and beta-\nBlockers stay.") == (

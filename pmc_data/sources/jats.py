@@ -49,6 +49,8 @@ DROPPED_SECTION_TITLE = re.compile(
 )
 #: Inline elements whose text never belongs in the article's prose.
 SKIPPED_INLINE = {"supplementary-material", "fn", "fn-group", "ref-list", "ack", "glossary"}
+#: Block elements that JATS allows inside a paragraph: they become blocks of their own.
+NESTED_BLOCKS = {"fig", "table-wrap", "fig-group", "table-wrap-group", "boxed-text"}
 
 
 class UnsafeXML(ValueError):
@@ -156,8 +158,8 @@ class _Text:
 
     def _child(self, child: etree._Element, parts: list[str]) -> None:
         name = _local(child.tag)
-        if name in SKIPPED_INLINE or name in ("fig", "table-wrap", "fig-group", "table-wrap-group"):
-            return  # floats inside a paragraph are emitted as their own blocks, if at all
+        if name in SKIPPED_INLINE or name in NESTED_BLOCKS:
+            return  # blocks inside a paragraph are emitted after it, as blocks of their own
         if name in ("inline-formula", "disp-formula"):
             parts.append(self.formula(child))
         elif name == "xref":
@@ -300,9 +302,16 @@ class _Body:
                 self.block("- " + self.text(item))
         else:
             self.block(self.text(element))
-        # Floats nested in a paragraph follow it as blocks of their own.
+        # Blocks nested in a paragraph follow it as blocks of their own (outermost only).
         for nested in element.iter():
-            if nested is not element and _local(nested.tag) in ("fig", "table-wrap"):
+            if nested is element or _local(nested.tag) not in NESTED_BLOCKS:
+                continue
+            if any(_local(a.tag) in NESTED_BLOCKS for a in _between(element, nested)):
+                continue  # inside another nested block, which handles it
+            if _local(nested.tag) == "boxed-text":
+                if self.options.boxed_text:
+                    self.boxed(nested, [])
+            else:
                 self.float(nested)
 
     def float(self, element: etree._Element) -> None:
@@ -322,6 +331,16 @@ class _Body:
             for row in element.xpath(".//*[local-name()='tr']"):
                 cells = [self.text(c) for c in row if _local(c.tag) in ("td", "th")]
                 self.block("Table row: " + " | ".join(cells))
+
+
+def _between(outer: etree._Element, inner: etree._Element) -> list[etree._Element]:
+    """The elements strictly between ``outer`` and its descendant ``inner``."""
+    chain = []
+    for ancestor in inner.iterancestors():
+        if ancestor is outer:
+            break
+        chain.append(ancestor)
+    return chain
 
 
 def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:

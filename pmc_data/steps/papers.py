@@ -32,12 +32,34 @@ _AUTHOR_YEAR = re.compile(
     rf"\s?\((?:(?:see |e\.g\.,? )?{_AUTHOR}(?: et al\.?| and {_AUTHOR}| & {_AUTHOR})?,? "
     r"(?:19|20)\d{2}[a-z]?(?:,\s*\d{4}[a-z]?)*(?:;\s*)?)+\)"
 )
-_FIGURE_MENTION = re.compile(
-    r"\s?[(\[](?:see\s+|cf\.\s+|as shown in\s+)?(?:(?:supplementary|suppl\.?|additional|extended"
-    r"\s+data)\s+)?(?:fig(?:ure)?s?|tables?|movies?|videos?|files?|data)\.?\s*S?\d+[^()\[\]]{0,60}"
-    r"[)\]]",
+# A parenthetical that starts like a figure/table reference...
+_PARENTHETICAL = re.compile(r"\s?[(\[]([^()\[\]]{1,200})[)\]]")
+_FIGURE_START = re.compile(
+    r"^\s*(?:(?:see|cf\.?|also|as shown in|shown in|compare)\s+)*(?:(?:supplementary|suppl\.?|"
+    r"additional|extended\s+data)\s+)?(?:fig(?:ure)?s?|tables?|movies?|videos?|files?|panels?)"
+    r"\.?\s*S?\d",
     re.IGNORECASE,
 )
+# ...is removed only if every word in it is part of such references: "(Figure 2-figure
+# supplement 1)" goes, "(Figure 7E, RMSD 0.9 A excluding the loop)" stays.
+_REFERENCE_WORDS = frozenset(
+    "fig figs figure figures table tables supplementary suppl supplement source data movie "  # noqa: SIM905
+    "movies video videos file files panel panels and or see also cf left right top bottom "
+    "inset insets upper lower as shown in compare".split()
+)
+_TOKEN = re.compile(r"[A-Za-z]+|\d+[A-Za-z]?")
+
+
+def _drop_figure_mention(match: re.Match) -> str:
+    content = match.group(1)
+    if not _FIGURE_START.match(content):
+        return match.group(0)
+    for token in _TOKEN.findall(content):
+        if token.lower() not in _REFERENCE_WORDS and not re.fullmatch(
+            r"\d+[A-Za-z]?|[A-Za-z]", token
+        ):
+            return match.group(0)
+    return ""
 
 
 # A word broken at a line end by a hyphen: "treat-\nment". A real hyphen before a line
@@ -65,16 +87,19 @@ class CleanPaperText(TextTransform):
 
     def transform(self, text: str) -> str:
         args = self.args
-        if args.dehyphenate:
+        # Each pattern runs only where its text can occur: most documents lack most of them.
+        if args.dehyphenate and ("-\n" in text or "- \n" in text):
             text = _BROKEN_WORD.sub(r"\1\2", text)
-        if args.urls:
+        if args.urls and ("://" in text or "www." in text or "DOI:" in text):
             text = _DOI_LINE.sub("", _URL.sub("", text))
-        if args.emails:
+        if args.emails and "@" in text:
             text = _EMAIL.sub("", text)
-        if args.citation_markers:
-            text = _AUTHOR_YEAR.sub("", _NUMERIC_CITATION.sub("", text))
-        if args.figure_mentions:
-            text = _FIGURE_MENTION.sub("", text)
+        if args.citation_markers and "[" in text:
+            text = _NUMERIC_CITATION.sub("", text)
+        if args.citation_markers and "(" in text:
+            text = _AUTHOR_YEAR.sub("", text)
+        if args.figure_mentions and ("(" in text or "[" in text):
+            text = _PARENTHETICAL.sub(_drop_figure_mention, text)
         return tidy(text)
 
 
