@@ -193,10 +193,18 @@ def test_a_box_inside_a_paragraph_keeps_its_paragraphs_apart():
     xml = (
         b"<article><front><article-meta><article-id pub-id-type='pmc'>1</article-id>"
         b"<title-group><article-title>T</article-title></title-group></article-meta></front>"
-        b"<body><p>Intro text.<boxed-text><p>Box one.</p><p><bold>Image</bold> two.</p>"
+        b"<body><p>Intro text.<boxed-text><caption><title>Box 2</title><p>About the box."
+        b"</p></caption><p>Box one.</p><p><bold>Image</bold> two.</p>"
         b"</boxed-text></p></body></article>"
     )
-    assert parse_article(xml).blocks == ["T", "Intro text.", "Box one.", "Image two."]
+    assert parse_article(xml).blocks == [
+        "T",
+        "Intro text.",
+        "Box 2",
+        "About the box.",
+        "Box one.",
+        "Image two.",
+    ]
 
 
 def test_clean_paper_text_joins_words_broken_at_line_ends():

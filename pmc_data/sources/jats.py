@@ -288,11 +288,15 @@ class _Body:
         self.container(sec, here)
 
     def boxed(self, box: etree._Element, path: list[str]) -> None:
-        caption = _first(box, "caption/title")
-        if caption is None:
-            caption = _first(box, "title")
-        if caption is not None:
-            self.block(self.text(caption))
+        """A box: its title, its caption's paragraphs (part of the box's text, unlike a
+        figure's caption), then its content."""
+        title = _first(box, "caption/title")
+        if title is None:
+            title = _first(box, "title")
+        if title is not None:
+            self.block(self.text(title))
+        for paragraph in box.xpath("caption/p"):
+            self.block(self.text(paragraph))
         self.container(box, path)
 
     def paragraph(self, element: etree._Element) -> None:
