@@ -32,7 +32,6 @@ again on a corpus ``--scale`` times larger (generated before timing) to show how
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import platform
@@ -43,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -51,6 +49,7 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 from datasketch.lsh import _optimal_param
+from measure import measure
 
 HERE = Path(__file__).resolve().parent
 DATATROVE_VENV = HERE / ".venv-datatrove"
@@ -480,33 +479,6 @@ def split(corpus: Path, folder: Path, parts: int) -> None:
 
 
 # --- running ----------------------------------------------------------------------------------
-
-
-def measure(command: list[str], cwd: Path, log: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS bytes (process tree) of a command; its output goes to ``log``."""
-    started = time.perf_counter()
-    # Output to a file, not a pipe: datatrove logs enough to fill a pipe nobody reads yet,
-    # which would block it.
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
-        root = psutil.Process(process.pid)
-        peak = 0
-        while process.poll() is None:
-            total = 0
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                tree = []
-            for proc in tree:
-                with contextlib.suppress(psutil.Error):  # exited between listing and sampling
-                    total += proc.memory_info().rss
-            peak = max(peak, total)
-            time.sleep(0.02)
-    seconds = time.perf_counter() - started
-    if process.returncode:
-        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise RuntimeError(f"{' '.join(command[:6])} ... exited {process.returncode}:\n{tail}")
-    return seconds, peak
 
 
 @dataclass

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import psutil
 from lxml import etree
+from measure import measure
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = Path("/work/shared/fixtures/jats")
@@ -249,31 +250,6 @@ def generate(folder: Path, n: int, bases: list[Base], seed: int, first_pmc: int)
 
 
 # --- running ----------------------------------------------------------------------------------
-
-
-def measure(command: list[str], cwd: Path, log: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS bytes (process tree) of a command; its output goes to ``log``."""
-    started = time.perf_counter()
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
-        root = psutil.Process(process.pid)
-        peak = 0
-        while process.poll() is None:
-            total = 0
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                tree = []
-            for proc in tree:
-                with contextlib.suppress(psutil.Error):  # exited between listing and sampling
-                    total += proc.memory_info().rss
-            peak = max(peak, total)
-            time.sleep(0.02)
-    seconds = time.perf_counter() - started
-    if process.returncode:
-        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise RuntimeError(f"{' '.join(command[:6])} ... exited {process.returncode}:\n{tail}")
-    return seconds, peak
 
 
 @dataclass

@@ -17,15 +17,14 @@ import argparse
 import json
 import platform
 import random
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from importlib import metadata
 from pathlib import Path
 
 import psutil
+from measure import measure
 
 HERE = Path(__file__).resolve().parent
 
@@ -80,25 +79,6 @@ def generate(path: Path, n: int, seed: int = 0) -> int:
             record = {"id": f"doc-{i}", "text": " ".join(words), "url": f"https://example.org/{i}"}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return path.stat().st_size
-
-
-def measure(command: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS bytes (process tree) of a command."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    root = psutil.Process(process.pid)
-    peak = 0
-    while process.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    seconds = time.perf_counter() - started
-    if process.returncode:
-        raise RuntimeError(f"{command[:4]} failed: {process.stderr.read().decode()[-2000:]}")
-    return seconds, peak
 
 
 def ours(data: Path, recipe: Path, out: Path, workers: int, *extra: str) -> tuple[float, int]:
