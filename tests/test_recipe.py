@@ -219,3 +219,21 @@ def test_cli_validate_and_recipes():
     listing = run_cli("recipes")
     assert listing.returncode == 0
     assert "demo" in listing.stdout and "--input docs=PATH" in listing.stdout
+
+
+def test_every_builtin_recipe_validates():
+    from pmc_data.recipe import list_recipes
+
+    names = [name for name, _ in list_recipes()]
+    assert {
+        "demo",
+        "dedup",
+        "medc_k/pmc_oa",
+        "medc_k/s2orc",
+        "medc_k/pubmed_abstracts",
+        "medc_i/rationale_extractive",
+        "medc_i/knowledge_graph",
+    } <= set(names)
+    for _, path in list_recipes():
+        recipe = load_recipe(path)
+        assert recipe.readers and recipe.model.version
