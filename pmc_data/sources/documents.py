@@ -34,6 +34,7 @@ import zstandard
 from pmc_data.registry import Reader, ReadResult, StepArgs, Unit, register_reader
 from pmc_data.schema import MEDC_K, MEDC_K_METADATA
 from pmc_data.sources.files import (
+    FileReader,
     compression_of,
     display_path,
     file_entry,
@@ -187,22 +188,10 @@ def _as_year(value: object) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-class _FileReader(Reader):
-    """Shared planning and manifest code of the file-based readers."""
+class _FileReader(FileReader):
+    """File readers of documents: rows built by :class:`RowBuilder` from ``DocumentArgs``."""
 
     Args = DocumentArgs
-    suffixes: tuple[str, ...] = ()
-
-    def files(self, path: str) -> list[Path]:
-        files = list_files(path, self.suffixes)
-        if not files:
-            raise FileNotFoundError(
-                f"input {self.input_name!r}: no {'/'.join(self.suffixes)} files under {path}"
-            )
-        return files
-
-    def describe_inputs(self, path: str) -> list[dict]:
-        return [file_entry(self.input_name, path, f) for f in self.files(path)]
 
     def builder(self, unit: Unit) -> RowBuilder:
         return RowBuilder(self.args, self.input_name, unit.display)

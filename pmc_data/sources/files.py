@@ -15,6 +15,8 @@ from typing import BinaryIO
 
 import zstandard
 
+from pmc_data.registry import Reader, Unit
+
 HASH_BLOCK = 8 << 20
 
 
@@ -126,3 +128,30 @@ def line_aligned_ranges(
     if start < size or not ranges:
         ranges.append((start, size, first_line))
     return ranges
+
+
+class FileReader(Reader):
+    """A reader of the files under an input path whose names end with ``suffixes``.
+
+    It lists, hashes and (by default) plans one unit per file; readers override
+    :meth:`plan` to split files further or pair them.
+    """
+
+    suffixes: tuple[str, ...] = ()
+
+    def files(self, path: str) -> list[Path]:
+        files = list_files(path, self.suffixes)
+        if not files:
+            raise FileNotFoundError(
+                f"input {self.input_name!r}: no {'/'.join(self.suffixes)} files under {path}"
+            )
+        return files
+
+    def describe_inputs(self, path: str) -> list[dict]:
+        return [file_entry(self.input_name, path, f) for f in self.files(path)]
+
+    def plan(self, path: str, unit_bytes: int) -> list[Unit]:
+        return [
+            Unit(str(f), display_path(self.input_name, path, f), size=f.stat().st_size)
+            for f in self.files(path)
+        ]

@@ -34,9 +34,9 @@ from lxml import etree
 from pydantic import Field
 
 from pmc_data.licenses import POLICIES, UNKNOWN, allowed, to_spdx
-from pmc_data.registry import Reader, ReadResult, StepArgs, Unit, register_reader
+from pmc_data.registry import ReadResult, StepArgs, Unit, register_reader
 from pmc_data.sources.documents import RowBuilder
-from pmc_data.sources.files import display_path, file_entry, list_files
+from pmc_data.sources.files import FileReader, display_path
 from pmc_data.sources.jats import JatsOptions, UnsafeXML, normalise_pmcid, parse_article
 
 XML_SUFFIXES = (".nxml", ".xml")
@@ -112,12 +112,13 @@ def read_file_list(path: str | Path) -> dict[str, dict]:
 
 
 @register_reader
-class PmcOaReader(Reader):
+class PmcOaReader(FileReader):
     """PMC OA articles in JATS/NLM XML (see the module docstring)."""
 
     name = "pmc_oa"
     Args = PmcArgs
     input_args = ("file_list",)
+    suffixes = XML_SUFFIXES + ARCHIVE_SUFFIXES
 
     def __init__(self, args: PmcArgs | None, schema: str, input_name: str) -> None:
         super().__init__(args, schema, input_name)
@@ -134,20 +135,9 @@ class PmcOaReader(Reader):
 
     # ----------------------------------------------------------------------- planning
 
-    def _files(self, path: str) -> list[Path]:
-        files = list_files(path, XML_SUFFIXES + ARCHIVE_SUFFIXES)
-        if not files:
-            raise FileNotFoundError(
-                f"input {self.input_name!r}: no .nxml/.xml/.tar.gz under {path}"
-            )
-        return files
-
-    def describe_inputs(self, path: str) -> list[dict]:
-        return [file_entry(self.input_name, path, f) for f in self._files(path)]
-
     def plan(self, path: str, unit_bytes: int) -> list[Unit]:
         units: list[Unit] = []
-        files = self._files(path)
+        files = self.files(path)
         start, size = 0, 0
         for index, file in enumerate(files):
             if file.name.endswith(ARCHIVE_SUFFIXES):
@@ -193,7 +183,7 @@ class PmcOaReader(Reader):
         return RowBuilder(args, self.input_name, display)
 
     def _loose(self, unit: Unit) -> Iterator[tuple[str, str | None, bytes, tuple | None]]:
-        for file in self._files(unit.path)[unit.start : unit.end]:
+        for file in self.files(unit.path)[unit.start : unit.end]:
             display = display_path(self.input_name, unit.path, file)
             if file.stat().st_size > self.args.max_member_bytes:
                 yield display, None, b"", ("member_too_large", f"{file.stat().st_size} bytes")

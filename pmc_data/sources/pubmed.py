@@ -18,14 +18,12 @@ import gzip
 import re
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import polars as pl
 from lxml import etree
 
 from pmc_data.registry import (
     GlobalStep,
-    Reader,
     ReadResult,
     StepArgs,
     Unit,
@@ -34,7 +32,7 @@ from pmc_data.registry import (
     register_step,
 )
 from pmc_data.sources.documents import DocumentArgs, RowBuilder
-from pmc_data.sources.files import display_path, file_entry, list_files
+from pmc_data.sources.files import FileReader
 from pmc_data.sources.jats import normalise_pmcid
 
 BATCH = 2000
@@ -100,26 +98,12 @@ def article_record(article: etree._Element) -> dict:
 
 
 @register_reader
-class PubmedReader(Reader):
+class PubmedReader(FileReader):
     """PubMed XML (baseline and updates, ``.xml`` or ``.xml.gz``)."""
 
     name = "pubmed"
     Args = PubmedArgs
-
-    def _files(self, path: str) -> list[Path]:
-        files = list_files(path, (".xml", ".xml.gz"))
-        if not files:
-            raise FileNotFoundError(f"input {self.input_name!r}: no .xml(.gz) files under {path}")
-        return files
-
-    def describe_inputs(self, path: str) -> list[dict]:
-        return [file_entry(self.input_name, path, f) for f in self._files(path)]
-
-    def plan(self, path: str, unit_bytes: int) -> list[Unit]:
-        return [
-            Unit(str(f), display_path(self.input_name, path, f), size=f.stat().st_size)
-            for f in self._files(path)
-        ]
+    suffixes = (".xml", ".xml.gz")
 
     def _builder(self, display: str) -> RowBuilder:
         args = DocumentArgs(

@@ -23,8 +23,11 @@ from typing import Literal
 
 import pyarrow.parquet as pq
 
-from pmc_data.registry import Reader, ReadResult, StepArgs, Unit, register_reader
-from pmc_data.sources.files import display_path, file_entry, list_files, open_decompressed
+from pmc_data.registry import ReadResult, StepArgs, Unit, register_reader
+from pmc_data.sources.files import (
+    FileReader,
+    open_decompressed,
+)
 from pmc_data.synth.formats import InstructionRows, answer_output, choose, question_input
 
 #: Licenses the datasets' own repositories state; a recipe may override.
@@ -85,28 +88,12 @@ def cop_base(records: list[dict]) -> int | None:
 
 
 @register_reader
-class QaExtractiveReader(Reader):
+class QaExtractiveReader(FileReader):
     """MedQA / MedMCQA / PubMedQA files to instruction rows (see the module docstring)."""
 
     name = "qa_extractive"
     Args = QaArgs
-
-    def _files(self, path: str) -> list[Path]:
-        files = list_files(path, (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".parquet"))
-        if not files:
-            raise FileNotFoundError(
-                f"input {self.input_name!r}: no JSON/JSONL/Parquet under {path}"
-            )
-        return files
-
-    def describe_inputs(self, path: str) -> list[dict]:
-        return [file_entry(self.input_name, path, f) for f in self._files(path)]
-
-    def plan(self, path: str, unit_bytes: int) -> list[Unit]:
-        return [
-            Unit(str(f), display_path(self.input_name, path, f), size=f.stat().st_size)
-            for f in self._files(path)
-        ]
+    suffixes = (".json", ".jsonl", ".json.gz", ".jsonl.gz", ".parquet")
 
     def read(self, unit: Unit) -> Iterator[ReadResult]:
         rows, errors = InstructionRows(), []

@@ -24,9 +24,13 @@ from pathlib import Path
 import orjson
 
 from pmc_data.licenses import to_spdx
-from pmc_data.registry import Reader, ReadResult, StepArgs, Unit, register_reader
+from pmc_data.registry import ReadResult, StepArgs, Unit, register_reader
 from pmc_data.sources.documents import JSONL_SUFFIXES, DocumentArgs, RowBuilder
-from pmc_data.sources.files import display_path, file_entry, list_files, open_decompressed
+from pmc_data.sources.files import (
+    FileReader,
+    display_path,
+    open_decompressed,
+)
 from pmc_data.sources.jats import normalise_pmcid
 from pmc_data.tidy import tidy
 
@@ -138,24 +142,16 @@ def _license_of(record: dict) -> str | None:
 
 
 @register_reader
-class S2orcReader(Reader):
+class S2orcReader(FileReader):
     """S2ORC in either release shape (see the module docstring)."""
 
     name = "s2orc"
     Args = S2orcArgs
-
-    def _files(self, path: str) -> list[Path]:
-        files = list_files(path, JSONL_SUFFIXES)
-        if not files:
-            raise FileNotFoundError(f"input {self.input_name!r}: no JSONL files under {path}")
-        return files
-
-    def describe_inputs(self, path: str) -> list[dict]:
-        return [file_entry(self.input_name, path, f) for f in self._files(path)]
+    suffixes = JSONL_SUFFIXES
 
     def plan(self, path: str, unit_bytes: int) -> list[Unit]:
         """One unit per metadata or API file; a 2020 pdf_parses shard rides with its metadata."""
-        files = self._files(path)
+        files = self.files(path)
         parses = {self._shard(f): f for f in files if "pdf_parse" in f.name}
         units = []
         for file in files:
