@@ -6,15 +6,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup tesseract demo test lint bench clean
 
 setup: $(STAMP)
 
+# torch is pinned and installed first: an unpinned torch (asked for by transformers) would pull
+# several GB of CUDA packages on a machine that has none. Set TORCH= to keep your own build.
+TORCH ?= torch==2.13.0
+
 $(STAMP): pyproject.toml
+	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory tesseract
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(if $(TORCH),$(BIN)/pip install --quiet "$(TORCH)")
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
+
+# OCR of scanned book pages needs the tesseract binary (a system package, not a pip one).
+tesseract:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq tesseract-ocr >/dev/null; \
+	else \
+		echo "note: tesseract not found; OCR tests will be skipped." \
+			"Install it with: sudo apt-get install tesseract-ocr (or brew install tesseract)"; \
+	fi
 
 demo: setup
 	$(BIN)/pmc-data build demo --input docs=examples/demo \

@@ -73,3 +73,26 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess
 @pytest.fixture
 def demo_inputs() -> Path:
     return DEMO_INPUTS
+
+
+def require(available: bool, what: str, install: str) -> None:
+    """Skip a test whose tool is missing on a user's machine, but fail in CI.
+
+    CI (``CI`` set, as ``.ci/run`` does) installs everything the mission needs, so a missing tool
+    there is a broken set-up, never a reason to skip.
+    """
+    if available:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing in CI: the set-up must install it ({install})")
+    pytest.skip(f"{what} is not installed ({install})")
+
+
+@pytest.fixture(scope="session")
+def tesseract() -> str:
+    """The tesseract binary's path, for OCR tests."""
+    import shutil
+
+    path = shutil.which("tesseract")
+    require(path is not None, "tesseract", "apt-get install tesseract-ocr")
+    return path

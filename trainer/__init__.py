@@ -1,0 +1,1 @@
+"""A lean FSDP2 trainer for the datasets pmc-data builds: `python -m trainer --config FILE`."""
