@@ -44,7 +44,12 @@ demo: setup
 		--input pubmedqa=examples/qa/pubmedqa_sample.json \
 		--input medqa_test=examples/eval/medqa_test_sample.jsonl
 	$(BIN)/pmc-data inspect build/instructions
-	$(BIN)/python -m pmc_data.demo build/demo build/papers build/instructions
+	$(BIN)/python -m pmc_data.textbook_pdf examples/books/handbook.json build/books_src \
+		--scanned 6 --two-column 3
+	$(BIN)/pmc-data build medc_k/books --input books=build/books_src \
+		--input book_meta=build/books_src/books.csv --output build/books --overwrite
+	$(BIN)/pmc-data inspect build/books
+	$(BIN)/python -m pmc_data.demo build/demo build/papers build/instructions build/books
 
 test: setup
 	$(BIN)/ruff check .

@@ -38,6 +38,8 @@ def summarize(folder: Path, samples: int = 3, width: int = 100) -> str:
     ]
     for s in m["steps"]:
         reasons = ", ".join(f"{r} {n:,}" for r, n in s["dropped"].items())
+        if s.get("merged"):
+            reasons += f"{', ' if reasons else ''}{s['merged']:,} merged into other rows"
         lines.append(f"{s['step']:<28}{s['in']:>10,}{s['out']:>10,}  {reasons}")
     lines += [
         "",

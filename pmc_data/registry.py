@@ -56,7 +56,8 @@ UNREADABLE = frozenset({
     "invalid_json", "invalid_utf8", "not_an_object", "missing_text", "text_not_a_string",
     "missing_id", "truncated_input", "corrupt_input", "invalid_xml", "unsafe_xml",
     "not_an_article", "unsafe_member", "member_too_large", "corrupt_archive",
-    "truncated_archive",
+    "truncated_archive", "encrypted_pdf", "empty_pdf", "too_many_pages", "corrupt_page",
+    "page_timeout",
 })  # fmt: skip
 
 #: Columns a global step's ``decide`` returns: which row (``_order``) to drop, and why.
@@ -70,10 +71,12 @@ BUILTIN_MODULES = (
     "pmc_data.sources.pubmed",
     "pmc_data.sources.qa",
     "pmc_data.sources.umls",
+    "pmc_data.sources.books",
     "pmc_data.steps.text",
     "pmc_data.steps.filters",
     "pmc_data.steps.papers",
     "pmc_data.steps.quality",
+    "pmc_data.steps.books",
     "pmc_data.dedup.exact",
     "pmc_data.dedup.minhash",
     "pmc_data.dedup.against",
@@ -112,6 +115,9 @@ class Dropped:
 class StepOutput:
     kept: pa.Table
     dropped: Dropped | None = None
+    #: Rows folded into other rows (pages joined into a chapter): neither kept nor dropped,
+    #: so that every step still accounts ``in = out + dropped + merged``.
+    merged: int = 0
 
 
 class Step:

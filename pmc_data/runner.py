@@ -202,6 +202,8 @@ def _collect_counts(pipeline: Pipeline, unit_stats: list[dict]) -> dict:
             total["in"] += c["in"]
             total["out"] += c["out"]
             total["dropped"].update(c["dropped"])
+            if c.get("merged"):
+                total["merged"] = total.get("merged", 0) + c["merged"]
     for label in pipeline.reader_labels + pipeline.document_labels:
         counts.setdefault(label, {"in": 0, "out": 0, "dropped": Counter()})
     return {k: v | {"dropped": dict(sorted(v["dropped"].items()))} for k, v in counts.items()}

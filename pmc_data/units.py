@@ -101,11 +101,15 @@ def count(n_in: int, n_out: int, reasons: list[str]) -> dict:
     return {"in": n_in, "out": n_out, "dropped": dict(sorted(Counter(reasons).items()))}
 
 
-def _add(counts: dict, label: str, n_in: int, n_out: int, reasons: list[str]) -> None:
+def _add(
+    counts: dict, label: str, n_in: int, n_out: int, reasons: list[str], merged: int = 0
+) -> None:
     total = counts.setdefault(label, {"in": 0, "out": 0, "dropped": Counter()})
     total["in"] += n_in
     total["out"] += n_out
     total["dropped"].update(reasons)
+    if merged:
+        total["merged"] = total.get("merged", 0) + merged
 
 
 def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path) -> dict:
@@ -142,7 +146,7 @@ def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path
                 output = step.apply(batch)
                 batch = output.kept
                 reasons = output.dropped.reasons if output.dropped else []
-                _add(counts, label, n_in, len(batch), reasons)
+                _add(counts, label, n_in, len(batch), reasons, output.merged)
                 if output.dropped:
                     rejects.append(reject_rows(label, output.dropped, pipeline.schema))
             for index, step in enumerate(pipeline.globals):
