@@ -83,6 +83,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--keep-work", action="store_true", help="keep DIR/.work (unit results, signatures)"
     )
+    build.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send no LLM request: print sample prompts and the estimated tokens and cost "
+        "(nothing is written to --output)",
+    )
 
     validate = commands.add_parser("validate", help="check a recipe without running it")
     _add_recipe_args(validate)
@@ -104,6 +110,43 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _dry_run(recipe, output: Path, options) -> int:
+    """Build into a scratch folder with LLM requests switched off; print what they would cost.
+
+    LLM steps see ``PMC_DATA_DRY_RUN=1`` (workers inherit it): cached answers count, every
+    other item is estimated and dropped as ``dry_run`` instead of being requested.
+    """
+    import shutil
+    import tempfile
+
+    from pmc_data.runner import build
+
+    os.environ["PMC_DATA_DRY_RUN"] = "1"
+    scratch = Path(tempfile.mkdtemp(prefix="pmc-data-dry-run-"))
+    try:
+        result = build(recipe, scratch / "out", options)
+    finally:
+        os.environ.pop("PMC_DATA_DRY_RUN", None)
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"dry run of {recipe.name}: no request sent; nothing written to {output}")
+    reported = False
+    for step in result.manifest["steps"]:
+        report = step.get("report")
+        if not report:
+            continue
+        reported = True
+        print(f"\n{step['step']}: {step['in']:,} rows in")
+        for key, value in report.items():
+            if not isinstance(value, list | dict):
+                print(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
+        for number, sample in enumerate(report.get("sample_prompts", []), 1):
+            print(f"  sample prompt {number}:")
+            print("    " + str(sample).replace("\n", "\n    "))
+    if not reported:
+        print("no step of this recipe calls an LLM")
+    return 0
+
+
 def _build(args) -> int:
     from pmc_data.recipe import load_recipe, parse_size
     from pmc_data.runner import BuildOptions, build
@@ -121,6 +164,8 @@ def _build(args) -> int:
         or os.environ.get("PMC_DATA_PROGRESS") == "1",
         keep_work=args.keep_work,
     )
+    if args.dry_run:
+        return _dry_run(recipe, args.output, options)
     result = build(recipe, args.output, options)
     if result.up_to_date:
         fp = result.fingerprint[:12]

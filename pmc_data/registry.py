@@ -72,11 +72,14 @@ BUILTIN_MODULES = (
     "pmc_data.sources.qa",
     "pmc_data.sources.umls",
     "pmc_data.sources.books",
+    "pmc_data.sources.dialogues",
     "pmc_data.steps.text",
     "pmc_data.steps.filters",
     "pmc_data.steps.papers",
     "pmc_data.steps.quality",
     "pmc_data.steps.books",
+    "pmc_data.synth.rationale",
+    "pmc_data.synth.conversation",
     "pmc_data.dedup.exact",
     "pmc_data.dedup.minhash",
     "pmc_data.dedup.against",
@@ -175,6 +178,36 @@ class DocumentStep(Step):
 
     def apply(self, batch: pa.Table) -> StepOutput:
         raise NotImplementedError
+
+    def take_report(self) -> dict:
+        """What the step did since the last call (JSON numbers, dicts of numbers, lists).
+
+        The runner takes it after each unit and sums it over units into the manifest's step
+        entry as ``report`` (an LLM step's requests, tokens and cost, say).
+        """
+        return {}
+
+
+def merge_reports(total: dict, part: dict) -> dict:
+    """Sum two step reports: numbers add, dicts merge, lists extend (at most 3 items).
+
+    >>> merge_reports({"requests": 2, "failures": {"timeout": 1}}, {"requests": 3,
+    ...               "failures": {"timeout": 1, "http_500": 2}, "samples": ["p"]})
+    {'requests': 5, 'failures': {'timeout': 2, 'http_500': 2}, 'samples': ['p']}
+    """
+    merged = dict(total)
+    for key, value in part.items():
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(value, dict):
+            merged[key] = merge_reports(merged[key], value)
+        elif isinstance(value, list):
+            merged[key] = (merged[key] + value)[:3]
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            merged[key] = merged[key] + value
+        else:
+            merged[key] = value
+    return merged
 
 
 class TextTransform(DocumentStep):

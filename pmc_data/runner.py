@@ -46,7 +46,7 @@ from tqdm import tqdm
 from pmc_data.assemble import ORDER_SHIFT, Assembly
 from pmc_data.errors import BuildError
 from pmc_data.recipe import Recipe, fingerprint
-from pmc_data.registry import DECISION_SCHEMA, Unit, referenced_inputs
+from pmc_data.registry import DECISION_SCHEMA, Unit, merge_reports, referenced_inputs
 from pmc_data.sources.files import describe_path
 from pmc_data.units import Pipeline, count, init_worker, process_unit, unit_key, work_unit
 
@@ -204,6 +204,9 @@ def _collect_counts(pipeline: Pipeline, unit_stats: list[dict]) -> dict:
             total["dropped"].update(c["dropped"])
             if c.get("merged"):
                 total["merged"] = total.get("merged", 0) + c["merged"]
+        for label, report in stats.get("reports", {}).items():
+            total = counts.setdefault(label, {"in": 0, "out": 0, "dropped": Counter()})
+            total["report"] = merge_reports(total.get("report", {}), report)
     for label in pipeline.reader_labels + pipeline.document_labels:
         counts.setdefault(label, {"in": 0, "out": 0, "dropped": Counter()})
     return {k: v | {"dropped": dict(sorted(v["dropped"].items()))} for k, v in counts.items()}

@@ -172,8 +172,13 @@ def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path
             pq.write_table(table, scratch / f"signatures-{index}.parquet", compression="zstd")
     if rejects:
         pq.write_table(pa.concat_tables(rejects), scratch / "rejects.parquet", compression="zstd")
+    reports = {}
+    for label, step in zip(pipeline.document_labels, pipeline.documents, strict=True):
+        if report := step.take_report():
+            reports[label] = report
     stats = {
         "unit": unit.describe(),
+        "reports": reports,
         "rows": rows,
         "items": items,
         "input_errors": errors,

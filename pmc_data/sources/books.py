@@ -2,10 +2,10 @@
 
 Each PDF is one unit; each page becomes one MedC-K row (``book:<sha1 of file, 12 hex>:p<page>``)
 with page-level provenance: the page number in ``metadata.pages``, the method in
-``metadata.extraction`` (``text``, or ``ocr:<quality>``) and the chapter the page belongs to in
-``metadata.sections`` (from the PDF outline, else heading typography, else fixed page windows).
-The ``book_*`` steps then clean the pages and ``book_chapters`` joins them into one row per
-chapter. In a recipe::
+``metadata.extraction`` (``text``, or ``ocr:<Tesseract's mean word confidence>``), and the
+chapter the page belongs to in ``metadata.sections`` (from the PDF outline, else heading
+typography, else fixed page windows). The ``book_*`` steps then clean the pages and
+``book_chapters`` joins them into one row per chapter. In a recipe::
 
     inputs:
       books: {help: folder of textbook PDFs}
@@ -39,7 +39,7 @@ from pmc_data.licenses import POLICIES, UNKNOWN, allowed, to_spdx
 from pmc_data.registry import ReadResult, StepArgs, Unit, register_reader
 from pmc_data.schema import MEDC_K
 from pmc_data.sources.files import FileReader
-from pmc_data.sources.pdf import OcrOptions, OcrUnavailable, PageText, extract_page
+from pmc_data.sources.pdf import OcrOptions, OcrUnavailable, PageText, PageTimeout, extract_page
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ class BooksArgs(StepArgs):
     license_policy: str | list[str] | None = "research"
     #: ``auto`` (OCR pages whose text layer is missing or broken), ``always`` or ``off``.
     ocr: str = "auto"
+    #: ``tesseract`` (the system's Tesseract on pages PyMuPDF renders: word confidences and a
+    #: hard per-page time limit) or ``pymupdf`` (MuPDF's bundled Tesseract, get_textpage_ocr).
+    ocr_engine: str = "tesseract"
     ocr_language: str = "eng"
     ocr_dpi: int = 300
     #: A page with fewer visible characters than this, and an image, is scanned: OCR it.
@@ -64,8 +67,9 @@ class BooksArgs(StepArgs):
     ocr_min_quality: float = 0.6
     #: A PDF claiming more pages than this is refused (a hostile or broken page tree).
     max_pages: int = 5000
-    #: A page whose reading takes longer is rejected as ``page_timeout``. MuPDF cannot be
-    #: interrupted mid-page, so the limit is checked as each page returns.
+    #: A page whose reading takes longer is rejected as ``page_timeout``: OCR by the
+    #: ``tesseract`` engine is stopped at the limit; the text layer (MuPDF cannot be
+    #: interrupted mid-page) is checked as each page returns.
     page_seconds: float = 60.0
     #: Chapters from ``outline`` (the PDF bookmarks), ``headings`` (lines set at least
     #: ``heading_scale`` times the body font size), ``pages`` (windows of ``chapter_pages``)
@@ -162,9 +166,12 @@ class PdfBooks(FileReader):
             raise ValueError(f"ocr {args.ocr!r}: allowed: auto, always, off")
         if args.chapters not in ("auto", "outline", "headings", "pages"):
             raise ValueError(f"chapters {args.chapters!r}: allowed: auto, outline, headings, pages")
+        if args.ocr_engine not in ("tesseract", "pymupdf"):
+            raise ValueError(f"ocr_engine {args.ocr_engine!r}: allowed: tesseract, pymupdf")
         self.ocr = OcrOptions(
-            args.ocr, args.ocr_language, args.ocr_dpi, args.ocr_min_chars, args.ocr_min_quality
-        )
+            args.ocr, args.ocr_language, args.ocr_dpi, args.ocr_min_chars, args.ocr_min_quality,
+            args.ocr_engine, args.page_seconds,
+        )  # fmt: skip
         self._sidecar: dict[str, dict] | None = None
 
     def sidecar(self) -> dict[str, dict]:
@@ -227,13 +234,19 @@ class PdfBooks(FileReader):
                     "too_many_pages", f"{doc.page_count} pages > max_pages {self.args.max_pages}"
                 )
                 return ReadResult(MEDC_K.empty_table(), rejects, 1)
-            pages = self._pages(doc, reject)
+            # Font sizes are needed only to find chapters by heading typography.
+            outline = sum(level == 1 for level, *_ in doc.get_toc(simple=True))
+            sizes = self.args.chapters == "headings" or (
+                self.args.chapters == "auto" and outline < 2
+            )
+            pages = self._pages(doc, reject, sizes)
             titles = chapter_titles(doc, pages, self.args)
             title = meta.get("title") or (doc.metadata or {}).get("title") or Path(unit.path).stem
             rows = {name: [] for name in MEDC_K.names}
             for page in pages:
                 chapter = titles[page.number - 1]
-                method = "text" if page.method == "text" else f"ocr:{page.quality:.2f}"
+                score = page.confidence if page.confidence is not None else page.quality
+                method = "text" if page.method == "text" else f"ocr:{score:.2f}"
                 rows["id"].append(f"book:{book_id}:p{page.number}")
                 rows["text"].append(page.text)
                 rows["source"].append(self.args.source)
@@ -250,14 +263,17 @@ class PdfBooks(FileReader):
             table = pa.Table.from_pydict(rows, schema=MEDC_K)
             return ReadResult(table, rejects, doc.page_count)
 
-    def _pages(self, doc: pymupdf.Document, reject) -> list[PageText]:
+    def _pages(self, doc: pymupdf.Document, reject, sizes: bool) -> list[PageText]:
         pages = []
         for index in range(doc.page_count):
             started = time.perf_counter()
             try:
-                page = extract_page(doc.load_page(index), self.ocr)
+                page = extract_page(doc.load_page(index), self.ocr, sizes)
             except OcrUnavailable:
                 raise
+            except PageTimeout as exc:  # OCR cut off at the limit
+                reject("page_timeout", f"page {index + 1}: {exc}", index + 1)
+                continue
             except (RuntimeError, ValueError) as exc:  # MuPDF's errors on a broken page
                 reject("corrupt_page", f"page {index + 1}: {exc}", index + 1)
                 continue

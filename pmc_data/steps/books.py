@@ -377,7 +377,7 @@ class CleanBookText(DocumentStep):
             blocks.append(block)
         text = "\n\n".join(blocks)
         text = self.paper_rules.transform(text) if text else text
-        return "\n\n".join(tidy(b) for b in text.split("\n\n") if tidy(b))
+        return "\n\n".join(b for b in map(tidy, text.split("\n\n")) if b)
 
 
 def _join_broken(match: re.Match, compounds: set[str]) -> str:

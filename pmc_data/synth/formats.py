@@ -67,6 +67,37 @@ TEMPLATES: dict[str, list[Template]] = {
             "and give the evidence for your answer.",
         ),
     ],
+    # Paraphrases of the seed instruction of doctor-patient dialogues (ChatDoctor's), one
+    # picked per example: a curated bank, for builds without an LLM.
+    "conversation": [
+        Template(
+            "conv.1",
+            "If you are a doctor, please answer the medical questions based on "
+            "the patient's description.",
+        ),
+        Template("conv.2", "Act as a physician and reply to the patient's message below."),
+        Template(
+            "conv.3",
+            "You are a doctor. Read what the patient says and give helpful medical advice.",
+        ),
+        Template("conv.4", "Respond to this patient as an experienced clinician would."),
+        Template(
+            "conv.5",
+            "As a medical doctor, answer the patient's question based on the "
+            "symptoms they describe.",
+        ),
+        Template("conv.6", "Please give a doctor's answer to the following patient query."),
+        Template(
+            "conv.7",
+            "Imagine you are a general practitioner. Answer the patient's "
+            "concerns clearly and kindly.",
+        ),
+        Template(
+            "conv.8",
+            "Reply to the patient's description of their problem with a "
+            "doctor's assessment and advice.",
+        ),
+    ],
     "entity_description": [
         Template("kg.def.1", "What is {term}?"),
         Template("kg.def.2", "Give a short definition of {term}."),

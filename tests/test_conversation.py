@@ -1,0 +1,95 @@
+"""Conversations: dialogue loaders, instruction paraphrases, PHI masking with counts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from conftest import ROOT, run_cli
+
+from pmc_data.sources.dialogues import DialogueArgs, DialogueReader, split_transcript
+from pmc_data.synth.conversation import MaskPhi, ParaphraseArgs, ParaphraseInstructions
+from pmc_data.synth.formats import TEMPLATES
+
+DIALOGUES = ROOT / "examples" / "dialogues"
+
+
+def read(path: Path, **args):
+    reader = DialogueReader(DialogueArgs(**args), "medc_i", "dialogues")
+    (result,) = list(reader.read(reader.plan(str(path), 1 << 30)[0]))
+    return result
+
+
+def test_alpaca_style_records_and_rejects():
+    result = read(DIALOGUES / "chatdoctor_sample.json", source="chatdoctor")
+    rows = result.table.to_pylist()
+    assert result.items == 4 and len(rows) == 3
+    assert [e["reason"] for e in result.errors] == ["no_doctor_reply"]  # empty input
+    first = rows[0]
+    assert first["id"] == "chatdoctor:chatdoctor_sample.json:item 0"
+    assert first["task"] == "conversation" and first["input"].startswith("Hi doctor, I am 34")
+    assert [m["role"] for m in first["messages"]] == ["system", "user", "assistant"]
+    assert first["messages"][0]["content"] == first["instruction"]
+
+
+def test_multi_turn_json_and_meddialog_text():
+    result = read(DIALOGUES / "transcripts_sample.jsonl")
+    rows = {r["id"]: r for r in result.table.to_pylist()}
+    assert set(rows) == {"dialogues:t1", "dialogues:t2"}
+    assert [e["reason"] for e in result.errors] == ["no_doctor_reply"]  # t3: never answered
+    t1 = rows["dialogues:t1"]
+    assert [m["role"] for m in t1["messages"]] == ["system", "user", "assistant", "user",
+                                                    "assistant"]  # fmt: skip
+    assert t1["input"].startswith("Patient: I have had a headache every morning")
+    assert t1["input"].endswith(
+        "Patient: Yes, my wife says I snore loudly and I feel tired all day."
+    )
+    assert t1["output"].startswith("Morning headaches with loud snoring")
+    text = read(DIALOGUES / "meddialog_sample.txt").table.to_pylist()
+    assert [r["source_item_id"] for r in (r["provenance"] for r in text)] == ["101", "102"]
+    assert text[0]["output"].startswith("If it spreads, blisters")
+    assert split_transcript("Doctor: Hello.") == [{"role": "assistant", "content": "Hello."}]
+
+
+def test_phi_is_masked_and_counted():
+    step = MaskPhi()
+    text = ("Write to jo.doe@mail.com, call +44 20 7946 0958 or (555) 123-4567; MRN: A1234567; "
+            "NHS number 943 476 5919 see https://x.org/a. Dose 500 mg, BP 120/80, in 2021, "
+            "weight 72.5 kg, glucose 7.8 mmol/L.")  # fmt: skip
+    masked, found = step.mask(text)
+    assert masked == (
+        "Write to [EMAIL], call [PHONE] or [PHONE]; MRN: [ID]; NHS number [ID] see [URL]. "
+        "Dose 500 mg, BP 120/80, in 2021, weight 72.5 kg, glucose 7.8 mmol/L."
+    )
+    assert found == Counter({"phone": 2, "id": 2, "email": 1, "url": 1})
+
+
+def test_bank_paraphrases_are_seeded_and_recorded():
+    table = read(DIALOGUES / "chatdoctor_sample.json").table
+    step = ParaphraseInstructions(ParaphraseArgs(seed=3))
+    first = step.apply(table).kept.to_pylist()
+    again = ParaphraseInstructions(ParaphraseArgs(seed=3)).apply(table).kept.to_pylist()
+    assert first == again
+    bank = {t.id: t.text for t in TEMPLATES["conversation"]}
+    for row in first:
+        template_id = row["provenance"]["template_id"]
+        assert row["instruction"] == bank[template_id] == row["messages"][0]["content"]
+    other = ParaphraseInstructions(ParaphraseArgs(seed=4)).apply(table).kept.to_pylist()
+    assert [r["instruction"] for r in other] != [r["instruction"] for r in first]
+
+
+def test_conversation_recipe_reports_masking_counts(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("build", "medc_i/conversation", "--input", f"dialogues={DIALOGUES}",
+                     "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    steps = {s["step"]: s for s in manifest["steps"]}
+    assert steps["mask_phi"]["report"] == {"masked": {"email": 1, "id": 1, "phone": 1, "url": 1}}
+    assert steps["dialogues:dialogues"]["dropped"] == {"no_doctor_reply": 2}
+    rows = pq.read_table(out / "data").to_pylist()
+    assert len(rows) == 7
+    assert not any("@" in r["input"] or "123-4567" in r["input"] for r in rows)
+    assert "mask_phi" in (out / "README.md").read_text()
