@@ -252,7 +252,8 @@ def ocr_page(page: pymupdf.Page, options: OcrOptions) -> tuple[list[Block], floa
     try:
         done = subprocess.run(
             command,
-            input=pixmap.tobytes("pnm"),  # uncompressed: no PNG encoding on either side
+            # PNG: Tesseract reads it faster than an uncompressed PNM, encoding included
+            input=pixmap.tobytes("png"),
             capture_output=True,
             timeout=options.timeout_s,
             # one thread per page: the build's workers are the parallelism
