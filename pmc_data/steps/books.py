@@ -30,7 +30,6 @@ import pyarrow as pa
 
 from pmc_data.registry import DocumentStep, Filter, StepArgs, StepOutput, register_step
 from pmc_data.steps.papers import CleanPaperText, CleanPaperTextArgs
-from pmc_data.tidy import tidy
 
 
 def book_of(row_id: str) -> str:
@@ -140,6 +139,16 @@ _CITATION_LINE = re.compile(
     r"^\s*\d{1,3}\.\s+[A-Z][A-Za-z'-]+,?\s+[A-Z]{1,3}[,.]|^[A-Z][A-Za-z'-]+,\s+[A-Z]\.",
     re.IGNORECASE,
 )
+_YEAR = re.compile(r"\b(?:19|20)\d\d")
+
+
+def _citation_hints(text: str) -> int:
+    """At least the number of citation-shaped lines: every reference names a year, "et al."
+    or a DOI. A fast bound, so that prose pages skip the per-line patterns."""
+    lowered = text.lower()
+    return len(_YEAR.findall(text)) + lowered.count("et al") + lowered.count("doi")
+
+
 _COPYRIGHT = re.compile(
     r"©|\bcopyright\b|all rights reserved|\bISBN\b|library of congress|printed in|"
     r"\bpublished by\b|\bfirst (?:edition|published)\b",
@@ -259,13 +268,20 @@ class BookMatter(Filter):
             and not any(len(line.split()) >= 8 and line.endswith(".") for line in lines)
         ):
             return "title_page"
-        if not in_front and sum(bool(_INDEX_LINE.match(line)) for line in lines) >= share * len(
-            lines
+        # Cheap upper bounds first (a line ending in a digit; any citation-shaped match in the
+        # page): most pages are prose and never reach the per-line patterns.
+        if (
+            not in_front
+            and sum(line[-1].isdigit() or len(line) == 1 for line in lines) >= share * len(lines)
+            and sum(bool(_INDEX_LINE.match(line)) for line in lines) >= share * len(lines)
         ):
             return "index"
-        if len(lines) >= 4 and sum(bool(_CITATION_LINE.search(line)) for line in lines) >= max(
-            share, 0.6
-        ) * len(lines):
+        enough = max(share, 0.6) * len(lines)
+        if (
+            len(lines) >= 4
+            and _citation_hints("\n".join(lines)) >= enough
+            and sum(bool(_CITATION_LINE.search(line)) for line in lines) >= enough
+        ):
             return "references"
         return None
 
@@ -376,8 +392,11 @@ class CleanBookText(DocumentStep):
                 block = " ".join(block.split())
             blocks.append(block)
         text = "\n\n".join(blocks)
-        text = self.paper_rules.transform(text) if text else text
-        return "\n\n".join(b for b in map(tidy, text.split("\n\n")) if b)
+        if not text:
+            return text
+        # the paper rules end with tidy(), once over the page; it keeps paragraph breaks
+        text = self.paper_rules.transform(text)
+        return "\n\n".join(b for b in (b.strip() for b in text.split("\n\n")) if b)
 
 
 def _join_broken(match: re.Match, compounds: set[str]) -> str:
