@@ -50,6 +50,16 @@ demo: setup
 		--input book_meta=build/books_src/books.csv --output build/books --overwrite
 	$(BIN)/pmc-data inspect build/books
 	$(BIN)/python -m pmc_data.demo build/demo build/papers build/instructions build/books
+	# a few CPU steps of a tiny LLaMA: continued pretraining on books:papers:general = 15:4:1,
+	# then instruction tuning (OMP_NUM_THREADS=1: a 2-core machine shared with other jobs)
+	OMP_NUM_THREADS=1 $(BIN)/python -m trainer --config trainer/configs/tiny_cpu.yaml \
+		checkpoint.resume=false data.sources.books.path=build/books \
+		data.sources.books.weight=15 data.sources.papers.weight=4 data.sources.demo.weight=1 \
+		data.epoch_source=books train.epochs=1
+	OMP_NUM_THREADS=1 $(BIN)/python -m trainer --config trainer/configs/tiny_cpu.yaml task=sft \
+		out_dir=build/tiny_cpu_sft data.sources.demo=null data.sources.papers=null \
+		data.sources.instructions.path=build/instructions data.epoch_source=instructions \
+		data.seq_len=512 checkpoint.resume=false
 
 test: setup
 	$(BIN)/ruff check .
