@@ -139,12 +139,22 @@ def plan_hub_commit(
     )
 
 
+#: Licenses whose content may be used but not redistributed: never published publicly.
+NOT_REDISTRIBUTABLE = frozenset({"LicenseRef-UMLS"})
+
+
 def publish_to_hub(
     folder: Path, repo_id: str, version: str | None = None, private: bool = False, api=None
 ) -> str:
     """Upload to the Hub as one commit tagged ``vX.Y.Z``; returns the commit id."""
     from huggingface_hub import HfApi
 
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    if NOT_REDISTRIBUTABLE & set(manifest["totals"]["licenses"]) and not private:
+        raise PublishError(
+            f"{folder} has rows under {', '.join(sorted(NOT_REDISTRIBUTABLE))}, which may not be "
+            "redistributed: publish with --private, or build without those inputs"
+        )
     api = api or HfApi()
     api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
     tags = [ref.name for ref in api.list_repo_refs(repo_id, repo_type="dataset").tags]

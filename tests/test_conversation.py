@@ -93,3 +93,32 @@ def test_conversation_recipe_reports_masking_counts(tmp_path):
     assert len(rows) == 7
     assert not any("@" in r["input"] or "123-4567" in r["input"] for r in rows)
     assert "mask_phi" in (out / "README.md").read_text()
+
+
+def paraphraser(model: str, messages: list[dict]) -> str:
+    """A stand-in LLM: numbered paraphrases of the instruction it is given."""
+    seed = messages[-1]["content"].rsplit("Instruction: ", 1)[1]
+    return "Here you go:\n" + "\n".join(f"{i}. {seed} (wording {i})" for i in range(1, 4))
+
+
+def test_llm_paraphrases_are_written_once_per_seed_and_cached(tmp_path):
+    from llm_server import FakeServer
+
+    from pmc_data.synth.llm import LLMArgs
+
+    table = read(DIALOGUES / "chatdoctor_sample.json").table
+    with FakeServer(responder=paraphraser) as server:
+        llm = LLMArgs(model="m", base_url=server.base_url, cache_dir=str(tmp_path))
+        args = ParaphraseArgs(variants_from="llm", variants=3, seed=1, llm=llm)
+        rows = ParaphraseInstructions(args).apply(table).kept.to_pylist()
+        again = ParaphraseInstructions(args).apply(table).kept.to_pylist()
+        assert len(server.ok()) == 1  # one seed instruction, one request, then the cache
+    assert rows == again
+    seed = table.column("instruction")[0].as_py()
+    allowed = {seed} | {f"{seed} (wording {i})" for i in range(1, 4)}
+    assert {r["instruction"] for r in rows} <= allowed
+    assert len({r["instruction"] for r in rows}) > 1
+    for row in rows:
+        assert row["provenance"]["generator_model"] == "m"
+        assert row["provenance"]["template_id"] in {"seed", "para.llm.1", "para.llm.2",
+                                                    "para.llm.3"}  # fmt: skip

@@ -8,6 +8,8 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from pmc_data.errors import PublishError
+from pmc_data.publish import publish_to_hub
 from pmc_data.recipe import load_recipe
 from pmc_data.runner import BuildOptions, build
 from pmc_data.synth.formats import TEMPLATES, choose
@@ -188,3 +190,7 @@ def test_umls_descriptions_and_relations(tmp_path):
     reader = result.manifest["steps"][0]
     assert reader["dropped"] == {"duplicate_fact": 1, "malformed_line": 1, "not_selected": 2}
     assert reader["in"] == 6
+    # the card says it, and a public Hub upload is refused before anything is sent
+    assert "**Not redistributable.** 2 rows are" in (tmp_path / "out" / "README.md").read_text()
+    with pytest.raises(PublishError, match="may not be redistributed: publish with --private"):
+        publish_to_hub(tmp_path / "out", "org/kg", api=object())
