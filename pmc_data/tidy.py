@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
-_EMPTY_BRACKETS = re.compile(r"\s*[(\[](?:\s|[,;\u2013\u2014-]|and)*[)\]]")
+# Found from the bracket (fast), then the space before it goes in a second, rare pass.
+_EMPTY_BRACKETS = re.compile(r"[(\[](?:\s|[,;\u2013\u2014-]|and)*[)\]]")
+_BEFORE_HOLE = re.compile(r"\s*\x00")
 _DOUBLE_PUNCT = re.compile(r"([,;])\s*([.;,])")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:])(?=\s|$)")
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -19,7 +21,9 @@ _SPACES = re.compile(r"[ \t]{2,}")
 
 def tidy(text: str) -> str:
     """Drop empty brackets and doubled separators; no space before punctuation or doubled."""
-    text = _EMPTY_BRACKETS.sub("", text)
+    text, holes = _EMPTY_BRACKETS.subn("\x00", text)
+    if holes:
+        text = _BEFORE_HOLE.sub("", text)
     text = _DOUBLE_PUNCT.sub(r"\2", text)
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     return _SPACES.sub(" ", text).strip()

@@ -297,7 +297,8 @@ _DEGREES = (
 )
 _NAME_WITH_DEGREE = re.compile(rf"[A-Z][a-z]+(?:\s+[A-Z]\.)*\s+[A-Z][A-Za-z'-]+,\s+{_DEGREES}\b")
 _AUTHOR_HEAD = re.compile(r"^(?:contributors?|authors?|edited by|written by)\b[:\s]", re.IGNORECASE)
-_HYPHEN_BREAK = re.compile(r"(\w+)-\n(\w+)")
+_TAIL_WORD = re.compile(r"\w+$")
+_HEAD_WORD = re.compile(r"\w+")
 _IN_LINE_HYPHENATED = re.compile(r"\b\w+(?:-\w+)+\b")
 _WORD = re.compile(r"\w+")
 _LIGATURES = re.compile("[\ufb00-\ufb06]")
@@ -367,7 +368,7 @@ class CleanBookText(DocumentStep):
             text = _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
         if args.dehyphenate and "-\n" in text:
             known = compounds if compounds is not None else self.compounds([text])
-            text = _HYPHEN_BREAK.sub(lambda m: _join_broken(m, known), text)
+            text = dehyphenate(text, known)
         blocks = []
         in_table = False
         for block in text.split("\n\n"):
@@ -399,12 +400,24 @@ class CleanBookText(DocumentStep):
         return "\n\n".join(b for b in (b.strip() for b in text.split("\n\n")) if b)
 
 
-def _join_broken(match: re.Match, compounds: set[str]) -> str:
-    left, right = match.group(1), match.group(2)
-    hyphenated = f"{left}-{right}"
-    if hyphenated.lower() in compounds or not right[0].islower() or left[-1].isdigit():
-        return hyphenated
-    return left + right
+def dehyphenate(text: str, compounds: set[str]) -> str:
+    """Words broken at line ends joined: "treat-\\nment" -> "treatment", "beta-\\nblocker" ->
+    "beta-blocker" when the book prints that compound whole, "COVID-\\n19" -> "COVID-19".
+
+    Walks the line-end hyphens only (a regex over the whole page would try every word).
+    """
+    parts = text.split("-\n")
+    out = [parts[0]]
+    for part in parts[1:]:
+        left = _TAIL_WORD.search(out[-1][-64:])
+        right = _HEAD_WORD.match(part)
+        if not (left and right):
+            out[-1] += "-\n" + part
+            continue
+        word, rest = left.group(0), right.group(0)
+        real = f"{word}-{rest}".lower() in compounds or not rest[0].islower() or word[-1].isdigit()
+        out[-1] += ("-" if real else "") + part
+    return "".join(out)
 
 
 def _tabular(block: str) -> bool:

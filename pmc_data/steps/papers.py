@@ -26,14 +26,16 @@ _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]", 
 _DOI_LINE = re.compile(r"^\s*DOI:\s*$", re.IGNORECASE | re.MULTILINE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # [1], [1-3, 7], [12–14]: integers only, so "[95% CI 1.2-3.4]" and "[1.2, 3.4]" stay.
-_NUMERIC_CITATION = re.compile(r"\s?\[\s*\d{1,4}(?:\s*[-\u2013,;]\s*\d{1,4})*\s*\]")
+_NUMERIC_CITATION = re.compile(r"\[\s*\d{1,4}(?:\s*[-\u2013,;]\s*\d{1,4})*\s*\]")
 _AUTHOR = r"[A-Z][A-Za-z'\u2019\u00C0-\u017F-]+"
 _AUTHOR_YEAR = re.compile(
-    rf"\s?\((?:(?:see |e\.g\.,? )?{_AUTHOR}(?: et al\.?| and {_AUTHOR}| & {_AUTHOR})?,? "
+    rf"\((?:(?:see |e\.g\.,? )?{_AUTHOR}(?: et al\.?| and {_AUTHOR}| & {_AUTHOR})?,? "
     r"(?:19|20)\d{2}[a-z]?(?:,\s*\d{4}[a-z]?)*(?:;\s*)?)+\)"
 )
+# Patterns start at the bracket, not at an optional space before it (that would make the
+# regex engine try every position): tidy() removes the space left behind.
 # A parenthetical that starts like a figure/table reference...
-_PARENTHETICAL = re.compile(r"\s?[(\[]([^()\[\]]{1,200})[)\]]")
+_PARENTHETICAL = re.compile(r"[(\[]([^()\[\]]{1,200})[)\]]")
 _FIGURE_START = re.compile(
     r"^\s*(?:(?:see|cf\.?|also|as shown in|shown in|compare)\s+)*(?:(?:supplementary|suppl\.?|"
     r"additional|extended\s+data)\s+)?(?:fig(?:ure)?s?|tables?|movies?|videos?|files?|panels?)"
