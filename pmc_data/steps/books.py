@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pmc_data.registry import DocumentStep, Filter, StepArgs, StepOutput, register_step
 from pmc_data.steps.papers import CleanPaperText, CleanPaperTextArgs
@@ -45,8 +46,13 @@ def _page_groups(batch: pa.Table) -> list[list[int]]:
     return list(groups.values())
 
 
+def _metadata_field(batch: pa.Table, name: str) -> list:
+    """One field of the metadata struct as Python values (without converting whole structs)."""
+    return pc.struct_field(batch.column("metadata").combine_chunks(), name).to_pylist()
+
+
 def _page_numbers(batch: pa.Table) -> list[int]:
-    return [int(m["pages"]) for m in batch.column("metadata").to_pylist()]
+    return [int(p) for p in _metadata_field(batch, "pages")]
 
 
 def _replace_text(batch: pa.Table, texts: list[str]) -> pa.Table:
@@ -202,12 +208,12 @@ class BookMatter(Filter):
 
     def reasons(self, batch: pa.Table) -> list[str | None]:
         texts = batch.column("text").to_pylist()
-        metadata = batch.column("metadata").to_pylist()
+        sections = _metadata_field(batch, "sections")
         reasons: list[str | None] = [None] * len(texts)
         for group in _page_groups(batch):
             found = self.book_reasons(
                 [texts[i] for i in group],
-                [(metadata[i]["sections"] or [""])[0] for i in group],
+                [(sections[i] or [""])[0] for i in group],
             )
             for i, reason in zip(group, found, strict=True):
                 reasons[i] = reason
