@@ -305,6 +305,7 @@ _NAME_WITH_DEGREE = re.compile(rf"[A-Z][a-z]+(?:\s+[A-Z]\.)*\s+[A-Z][A-Za-z'-]+,
 _AUTHOR_HEAD = re.compile(r"^(?:contributors?|authors?|edited by|written by)\b[:\s]", re.IGNORECASE)
 _TAIL_WORD = re.compile(r"\w+$")
 _HEAD_WORD = re.compile(r"\w+")
+_DEGREE_AFTER_COMMA = re.compile(rf",\s+{_DEGREES}\b")
 _IN_LINE_HYPHENATED = re.compile(r"\b\w+(?:-\w+)+\b")
 _WORD = re.compile(r"\w+")
 _LIGATURES = re.compile("[\ufb00-\ufb06]")
@@ -365,7 +366,11 @@ class CleanBookText(DocumentStep):
         """Hyphenated words a book prints whole on one line: their hyphens are real."""
         found: set[str] = set()
         for text in texts:
-            found.update(w.lower() for w in _IN_LINE_HYPHENATED.findall(text))
+            # only the words with a hyphen are looked at: a regex over the page would try
+            # every word
+            for word in text.split():
+                if "-" in word and (compound := _IN_LINE_HYPHENATED.search(word)):
+                    found.add(compound.group(0).lower())
         return found
 
     def transform(self, text: str, compounds: set[str] | None = None) -> str:
@@ -434,7 +439,8 @@ def _tabular(block: str) -> bool:
 
 
 def _author_list(block: str) -> bool:
-    return len(_NAME_WITH_DEGREE.findall(block)) >= 2 or bool(
+    has_degree = _DEGREE_AFTER_COMMA.search(block)  # a fast literal-led scan first
+    return bool(has_degree and len(_NAME_WITH_DEGREE.findall(block)) >= 2) or bool(
         _AUTHOR_HEAD.match(block) and len(block.split()) < 80 and "," in block
     )
 
