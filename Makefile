@@ -47,7 +47,8 @@ demo: setup
 	$(BIN)/python -m pmc_data.textbook_pdf examples/books/handbook.json build/books_src \
 		--scanned 6 --two-column 3
 	$(BIN)/pmc-data build medc_k/books --input books=build/books_src \
-		--input book_meta=build/books_src/books.csv --output build/books --overwrite
+		--input book_meta=build/books_src/books.csv --output build/books --overwrite \
+		$(if $(shell command -v tesseract),,--set read.0.ocr=off)
 	$(BIN)/pmc-data inspect build/books
 	$(BIN)/python -m pmc_data.demo build/demo build/papers build/instructions build/books
 	# a few CPU steps of a tiny LLaMA: continued pretraining on books:papers:general = 15:4:1,
