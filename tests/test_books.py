@@ -401,3 +401,40 @@ def test_unit_roundtrip_is_deterministic(books_dir, tesseract):
     reader.bind({})
     unit = Unit(str(books_dir / "microbiology.pdf"), "books/microbiology.pdf")
     assert reader.read(unit).table.equals(reader.read(unit).table)
+
+
+def test_review_regressions_prose_is_not_matter_captions_or_furniture():
+    prose = "Bacteria are single cells that divide by binary fission. " * 12
+    pages = (
+        [prose] * 10 + ["Chapter Outline\nAnatomy of the heart 3\nCardiac cycle 5"] + [prose] * 9
+    )
+    chapters = ["One"] * 10 + ["Two"] * 10
+    reasons = BookMatter(MatterArgs(fallback=False)).book_reasons(pages, chapters)
+    assert reasons == [None] * 20  # a content match never spreads to the chapter's other pages
+    clean = CleanBookText()
+    for text in ("Table 1 summarizes the first-line drugs.",
+                 "Figure 2 shows that the left ventricle hypertrophies.",
+                 "Contributors to mortality in sepsis include age and comorbidity.",
+                 "John Smith, MD, and Mary Jones, MD, treated the patient."):  # fmt: skip
+        assert clean.transform(text) == text
+    assert furniture_key("CML") == "cml" and furniture_key("xiv") == "#"
+    assert (
+        BookChapters().join("used in the treat-", "ment of shock.")
+        == "used in the treatment of shock."
+    )
+    assert text_quality("心脏是一个中空的肌性器官。Сердце это мышечный орган.") > 0.9
+
+
+def test_review_regressions_chapters_and_licenses(tmp_path):
+    small = typeset(
+        Book("Small", [Chapter("One", ["Cells divide by mitosis. " * 200])]), outline=False
+    )
+    (tmp_path / "b.pdf").write_bytes(small.pdf)
+    (tmp_path / "meta.csv").write_text("file,license\nb.pdf,GFDL-1.3\n")
+    reader = PdfBooks(BooksArgs(license_policy=["GFDL-1.3"], ocr="off", chapters="outline",
+                                chapter_pages=2, book_meta="meta"), "medc_k", "books")  # fmt: skip
+    reader.bind({"meta": str(tmp_path / "meta.csv")})
+    (unit,) = reader.plan(str(tmp_path), 1 << 30)
+    rows = reader.read(unit).table.to_pylist()  # no outline: page windows, not a crash
+    assert rows[0]["license"] == "GFDL-1.3"
+    assert rows[2]["metadata"]["sections"] == ["Pages 3-4"]

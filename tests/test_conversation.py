@@ -37,9 +37,13 @@ def test_alpaca_style_records_and_rejects():
 def test_multi_turn_json_and_meddialog_text():
     result = read(DIALOGUES / "transcripts_sample.jsonl")
     rows = {r["id"]: r for r in result.table.to_pylist()}
-    assert set(rows) == {"dialogues:t1", "dialogues:t2"}
+    # ids carry the file: dialogue sets reuse record ids across files
+    assert set(rows) == {
+        "dialogues:transcripts_sample.jsonl:t1",
+        "dialogues:transcripts_sample.jsonl:t2",
+    }
     assert [e["reason"] for e in result.errors] == ["no_doctor_reply"]  # t3: never answered
-    t1 = rows["dialogues:t1"]
+    t1 = rows["dialogues:transcripts_sample.jsonl:t1"]
     assert [m["role"] for m in t1["messages"]] == ["system", "user", "assistant", "user",
                                                     "assistant"]  # fmt: skip
     assert t1["input"].startswith("Patient: I have had a headache every morning")
@@ -48,7 +52,10 @@ def test_multi_turn_json_and_meddialog_text():
     )
     assert t1["output"].startswith("Morning headaches with loud snoring")
     text = read(DIALOGUES / "meddialog_sample.txt").table.to_pylist()
-    assert [r["source_item_id"] for r in (r["provenance"] for r in text)] == ["101", "102"]
+    assert [r["source_item_id"] for r in (r["provenance"] for r in text)] == [
+        "meddialog_sample.txt:101",
+        "meddialog_sample.txt:102",
+    ]
     assert text[0]["output"].startswith("If it spreads, blisters")
     assert split_transcript("Doctor: Hello.") == [{"role": "assistant", "content": "Hello."}]
 

@@ -137,3 +137,10 @@ def test_checks_and_prompt():
     assert check_optionwise(lines, item) is None
     assert check_optionwise(lines.replace("A is FALSE", "A is TRUE"), item) == "rationale_disagrees"
     assert parse_item("free text", "no answer") is None
+
+
+def test_checks_accept_common_model_formatting():
+    item = QaItem("q", {"A": "Ethosuximide", "B": "Phenytoin"}, "A")
+    assert check_general("Therefore, the answer is **A**.", item) is None
+    numbered = "1. Option A (Ethosuximide) is TRUE because it works.\n2. **Option B** is FALSE: no."
+    assert check_optionwise(numbered, item) is None

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -43,6 +44,7 @@ from pmc_data.sources.pdf import OcrOptions, OcrUnavailable, PageText, PageTimeo
 
 log = logging.getLogger(__name__)
 
+_SPDX_ID = re.compile(r"[A-Za-z][A-Za-z0-9.+-]*[A-Za-z0-9+]")
 SIDECAR_COLUMNS = ("file", "title", "edition", "isbn", "license", "source")
 
 
@@ -102,7 +104,10 @@ def read_sidecar(path: str | Path) -> dict[str, dict]:
 
 def chapter_titles(doc: pymupdf.Document, pages: list[PageText], args: BooksArgs) -> list[str]:
     """The chapter title of every page (``""`` before the first chapter)."""
+    # windows of pages are the last resort of every strategy: a book always has chapters
     strategies = ["outline", "headings", "pages"] if args.chapters == "auto" else [args.chapters]
+    if strategies[-1] != "pages":
+        strategies.append("pages")
     count = doc.page_count
     for strategy in strategies:
         starts: dict[int, str] = {}
@@ -123,7 +128,7 @@ def chapter_titles(doc: pymupdf.Document, pages: list[PageText], args: BooksArgs
                 current = starts.get(number, current)
                 titles.append(current)
             return titles
-    raise AssertionError("the pages strategy always finds chapters")
+    return []
 
 
 def _heading_starts(pages: list[PageText], scale: float) -> dict[int, str]:
@@ -205,9 +210,15 @@ class PdfBooks(FileReader):
             })  # fmt: skip
 
         meta = self.sidecar().get(Path(unit.path).name, {})
-        license_ = to_spdx(meta["license"]) if meta.get("license") else UNKNOWN
-        if meta.get("license", "").startswith("LicenseRef-"):
-            license_ = meta["license"]  # the curator's own reference (a publisher agreement)
+        stated = meta.get("license", "")
+        license_ = to_spdx(stated) if stated else UNKNOWN
+        if license_ == UNKNOWN and _SPDX_ID.fullmatch(stated):
+            # a curator's SPDX id (GFDL-1.3, MIT) or own reference (LicenseRef-agreement-7)
+            license_ = (
+                stated
+                if not stated.lower().startswith("licenseref-")
+                else ("LicenseRef-" + stated[len("licenseref-") :])
+            )
         policy = self.args.license_policy
         if policy is not None and not allowed(license_, policy):
             reject(f"license:{license_}", f"license policy {policy!r}")
@@ -235,7 +246,7 @@ class PdfBooks(FileReader):
                 )
                 return ReadResult(MEDC_K.empty_table(), rejects, 1)
             # Font sizes are needed only to find chapters by heading typography.
-            outline = sum(level == 1 for level, *_ in doc.get_toc(simple=True))
+            outline = len({p for level, _, p in doc.get_toc(simple=True) if level == 1 and p > 0})
             sizes = self.args.chapters == "headings" or (
                 self.args.chapters == "auto" and outline < 2
             )

@@ -72,6 +72,8 @@ def _turns(record: dict) -> list[dict] | None:
                 speaker = str(turn.get("role") or turn.get("speaker") or turn.get("from") or "")
                 content = turn.get("content") or turn.get("text") or turn.get("utterance")
                 content = turn.get("value") if content is None else content
+                if speaker.lower() == "system":
+                    continue  # an instruction, not a turn
                 if speaker.lower() in _PATIENT:
                     role = "user"
                 elif speaker.lower() in _DOCTOR:
@@ -145,7 +147,8 @@ class DialogueReader(FileReader):
             ):
                 reject("no_doctor_reply", member, record)
                 continue
-            item_id = str(record.get("id") or f"{path.name}:{member}")
+            # the file is part of the id: dialogue sets reuse ids across files
+            item_id = f"{path.name}:{record['id']}" if record.get("id") else f"{path.name}:{member}"
             last_user = max(i for i, t in enumerate(turns) if t["role"] == "user")
             earlier = "\n".join(
                 f"{'Patient' if t['role'] == 'user' else 'Doctor'}: {t['content']}"

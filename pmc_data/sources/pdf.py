@@ -37,14 +37,11 @@ _CID = re.compile(r"\(cid:\d+\)")
 _BAD_CHAR = re.compile(
     "[\ufffd\ue000-\uf8ff\U000f0000-\U0010ffff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 )
-_SANE_WORD = re.compile(
-    r"^[\W_]*[A-Za-z\u00C0-\u024F]+(?:[-'’][A-Za-z0-9]+)*[\W_]*$|^[\W_]*[\d.,:%/–-]+[\W_]*$"
-)
+_SANE_WORD = re.compile(r"^[\W_]*[^\W\d_]+(?:[-'’][^\W_]+)*[\W_]*$|^[\W_]*[\d.,:%/–-]+[\W_]*$")
+_WIDE_PUNCT = re.compile("[\u3000-\u303f\uff00-\uff0f\uff1a-\uff20]")
 # The same, counted in one pass over space-joined words.
 _SANE_WORDS = re.compile(
-    "(?<!\\S)(?:"
-    + _SANE_WORD.pattern.replace("^", "").replace("$", "").replace(r"[\W_]", r"[^\w\s]")
-    + ")(?!\\S)"
+    r"(?<!\S)(?:[^\w\s]*[^\W\d_]+(?:[-'’][^\W_]+)*[^\w\s]*|[^\w\s]*[\d.,:%/–-]+[^\w\s]*)(?!\S)"
 )
 
 
@@ -138,7 +135,11 @@ def text_quality(text: str) -> float:
     if not visible:
         return 0.0
     bad = len(_BAD_CHAR.findall(text))
-    sane = len(_SANE_WORDS.findall(" ".join(words)))
+    joined = " ".join(words)
+    if not joined.isascii():  # CJK runs have no spaces: their punctuation separates words
+        joined = _WIDE_PUNCT.sub(" ", joined)
+        words = joined.split()
+    sane = len(_SANE_WORDS.findall(joined))
     glyph_score = 1.0 - bad / visible
     word_score = sane / len(words)
     return round(glyph_score * (0.5 + 0.5 * word_score), 4)
@@ -161,7 +162,7 @@ def _blocks(textpage_dict: dict) -> list[Block]:
     return blocks
 
 
-def reading_order(blocks: list[Block], width: float) -> list[Block]:
+def reading_order(blocks: list[Block], width: float, height: float = 0.0) -> list[Block]:
     """Blocks in reading order: top to bottom, and on two-column stretches, column by column.
 
     A block that crosses the page's middle (a title, a full-width paragraph), or that has no
@@ -178,13 +179,16 @@ def reading_order(blocks: list[Block], width: float) -> list[Block]:
             side[id(b)] = "span"
         else:
             side[id(b)] = "left" if (b.x0 + b.x1) / 2 < middle else "right"
-    # A one-line block at the very top or bottom with nothing beside it is furniture set
-    # flush left or right (a running header, a page number), not a column.
+    # A one-line block in the page's top or bottom margin with nothing beside it is
+    # furniture set flush left or right (a running header, a page number), not a column.
     columns = [b for b in blocks if side[id(b)] != "span"]
     top = min((b.y0 for b in columns), default=0.0)
     bottom = max((b.y1 for b in columns), default=0.0)
+    margin = (height or width * 1.3) * 0.09
     for block in columns:
-        edge = block.y0 <= top or block.y1 >= bottom
+        edge = (block.y0 <= top and block.y1 < margin) or (
+            block.y1 >= bottom and block.y0 > (height or width * 1.3) - margin
+        )
         if (
             edge
             and len(block.lines) == 1
@@ -334,7 +338,7 @@ def extract_page(page: pymupdf.Page, options: OcrOptions, sizes: bool = True) ->
             for x0, y0, x1, y1, text, _, kind in raw
             if kind == 0 and text.strip()
         ]
-    blocks = reading_order(blocks, width)
+    blocks = reading_order(blocks, width, page.rect.height)
     if options.mode == "off":
         return PageText(page.number + 1, blocks, "text", 1.0)
     text = "\n".join(b.text for b in blocks)
@@ -347,6 +351,6 @@ def extract_page(page: pymupdf.Page, options: OcrOptions, sizes: bool = True) ->
     if not needs_ocr:
         return PageText(page.number + 1, blocks, "text", quality, has_images)
     blocks, confidence = ocr_page(page, options)
-    blocks = reading_order(blocks, width)
+    blocks = reading_order(blocks, width, page.rect.height)
     quality = text_quality("\n".join(b.text for b in blocks))
     return PageText(page.number + 1, blocks, "ocr", quality, has_images, confidence)

@@ -56,8 +56,10 @@ def load_records(path: Path) -> list[tuple[str, dict]]:
     stripped = data.lstrip()
     if stripped.startswith(b"{") and b"\n{" not in stripped.strip():
         loaded = json.loads(data)
+        if not loaded or not all(isinstance(v, dict) for v in loaded.values()):
+            return [("line 1", loaded)]  # one record, not a mapping of records
         # PubMedQA: {pmid: item}; keep the key as the item's id.
-        return [(str(k), {"_key": str(k)} | v) for k, v in loaded.items() if isinstance(v, dict)]
+        return [(str(k), {"_key": str(k)} | v) for k, v in loaded.items()]
     if stripped.startswith(b"["):
         return [(f"item {i}", r) for i, r in enumerate(json.loads(data))]
     records = []

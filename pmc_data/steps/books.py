@@ -62,7 +62,8 @@ def _replace_text(batch: pa.Table, texts: list[str]) -> pa.Table:
 
 # ------------------------------------------------------------------------ furniture
 
-_ROMAN = re.compile(r"\b[ivxlcdm]{1,7}\b")
+# Roman page numbers (front matter, up to lxxxix): not "mild", "dic" or "cml".
+_ROMAN = re.compile(r"\b(?=[ivxl])(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})\b")
 _DIGITS = re.compile(r"\d+")
 _PAGE_NUMBER = re.compile(r"[-–—\s]*(?:page\s+)?#(?:\s*(?:of|/)\s*#)?[-–—\s]*")
 
@@ -173,7 +174,9 @@ _HEADINGS = {
         re.IGNORECASE,
     ),
     "answer_key": re.compile(
-        r"^(?:answer key|answers(?: to .*)?|solutions(?: to .*)?)$", re.IGNORECASE
+        r"^(?:answer key|answers|solutions|answers to (?:the )?(?:review |end-of-chapter )?"
+        r"(?:questions|exercises|problems))$",
+        re.IGNORECASE,
     ),
 }
 _FRONT = {"title_page", "copyright_page", "contents", "preface"}
@@ -232,8 +235,14 @@ class BookMatter(Filter):
             if reason is None and chapter:
                 reason = chapter_reason.get(chapter) or self.heading_reason([chapter], position,
                                                                             front_end)  # fmt: skip
-            if reason in ("preface", "answer_key", "index", "contents") and chapter:
-                chapter_reason.setdefault(chapter, reason)  # the section's next pages follow
+            # a section opened by its own heading ("Preface", "Index") runs on to the
+            # following pages of that chapter; a page matched by content alone does not
+            if chapter and chapter not in chapter_reason:
+                headed = self.heading_reason(lines, position, front_end) or self.heading_reason(
+                    [chapter], position, front_end
+                )
+                if headed in ("preface", "answer_key", "index", "contents"):
+                    chapter_reason[chapter] = headed
             reasons.append(reason if reason and getattr(args, reason) else None)
         if args.fallback and n >= args.fallback_min_pages:
             front = [i for i, r in enumerate(reasons) if r in _FRONT]
@@ -302,9 +311,10 @@ _DEGREES = (
     r"|PharmD|DVM|DDS|BS)"
 )
 _NAME_WITH_DEGREE = re.compile(rf"[A-Z][a-z]+(?:\s+[A-Z]\.)*\s+[A-Z][A-Za-z'-]+,\s+{_DEGREES}\b")
-_AUTHOR_HEAD = re.compile(r"^(?:contributors?|authors?|edited by|written by)\b[:\s]", re.IGNORECASE)
+_AUTHOR_HEAD = re.compile(r"^(?:contributors?|authors?)\s*:|^(?:edited|written) by\b", re.I)
 _TAIL_WORD = re.compile(r"\w+$")
 _HEAD_WORD = re.compile(r"\w+")
+_SENTENCE = re.compile(r"[a-z]{3,}[.!?]\s*$")
 _DEGREE_AFTER_COMMA = re.compile(rf",\s+{_DEGREES}\b")
 _IN_LINE_HYPHENATED = re.compile(r"\b\w+(?:-\w+)+\b")
 _WORD = re.compile(r"\w+")
@@ -387,7 +397,7 @@ class CleanBookText(DocumentStep):
             if not block:
                 continue
             caption = _CAPTION.match(block)
-            if caption:
+            if caption and _caption_like(block, caption):
                 in_table = caption.group("kind").lower() == "table"
                 if args.captions == "keep":
                     kind = "Table" if in_table else "Figure"
@@ -431,6 +441,12 @@ def dehyphenate(text: str, compounds: set[str]) -> str:
     return "".join(out)
 
 
+def _caption_like(block: str, label: re.Match) -> bool:
+    """A caption, not prose that begins with a reference ("Table 1 summarizes ...")."""
+    rest = block[label.end() :].lstrip(" .:-—")
+    return not rest[:1].islower() and len(block.split()) <= 120
+
+
 def _tabular(block: str) -> bool:
     """Short cells, not prose: what a table body reads like as text."""
     lines = [line for line in block.split("\n") if line.strip()]
@@ -439,6 +455,8 @@ def _tabular(block: str) -> bool:
 
 
 def _author_list(block: str) -> bool:
+    if _SENTENCE.search(block):  # "... treated the patient." is prose, whoever is named
+        return False
     has_degree = _DEGREE_AFTER_COMMA.search(block)  # a fast literal-led scan first
     return bool(has_degree and len(_NAME_WITH_DEGREE.findall(block)) >= 2) or bool(
         _AUTHOR_HEAD.match(block) and len(block.split()) < 80 and "," in block
@@ -509,6 +527,9 @@ class BookChapters(DocumentStep):
             return following
         if not following:
             return text
-        if self.args.join_paragraphs and not _SENTENCE_END.search(text) and following[:1].islower():
-            return f"{text} {following}"
+        if self.args.join_paragraphs and following[:1].islower():
+            if text.endswith("-") and text[-2:-1].isalpha():  # "treat-" | "ment": a broken word
+                return text[:-1] + following
+            if not _SENTENCE_END.search(text):
+                return f"{text} {following}"
         return f"{text}\n\n{following}"

@@ -44,9 +44,14 @@ _CONTEXT = re.compile(r"^(?:###)?Context:\n(?P<c>.*?)\n(?=(?:###)?Question:)", r
 _OPTION_LINE = re.compile(r"^([A-E])\. (.*)$")
 _GOLD = re.compile(r"OPTION ([A-E]) IS CORRECT|^Answer: ([A-E])\.", re.M)
 _STATED = re.compile(
-    r"answer is:?\s*(?:option\s*)?\(?([A-E])\b|OPTION ([A-E]) IS CORRECT", re.IGNORECASE
+    r"answer is:?\s*\**\s*(?:option\s*)?\(?\**([A-E])\b|OPTION ([A-E]) IS CORRECT",
+    re.IGNORECASE,
 )
-_VERDICT = re.compile(r"^\W*option\s+([A-E])\W*\s+is\s+(true|false)\b", re.IGNORECASE | re.M)
+# "Option A is TRUE", also numbered, bulleted, bold, or with the option's text in brackets
+_VERDICT = re.compile(
+    r"^\W*(?:\d+[.)]\s*)?\W*option\s+([A-E])\W*(?:\([^)\n]*\)\W*)?\s*is\s+\**(true|false)\b",
+    re.IGNORECASE | re.M,
+)
 
 #: Rows this step gives rationales; every other task passes through untouched.
 QA_TASKS = frozenset({"qa_answer", "rationale_qa", "research_qa"})
@@ -177,6 +182,8 @@ class LlmRationale(DocumentStep):
                 continue
             if item is None:
                 reason = "not_a_qa_item"
+            elif completion.text is not None and completion.finish_reason == "length":
+                reason = "rationale_truncated"
             elif completion.text is None:
                 reason = (
                     "dry_run" if completion.error == "dry_run" else f"llm_failed:{completion.error}"
