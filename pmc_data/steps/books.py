@@ -455,7 +455,7 @@ def _tabular(block: str) -> bool:
 
 
 def _author_list(block: str) -> bool:
-    if _SENTENCE.search(block):  # "... treated the patient." is prose, whoever is named
+    if _SENTENCE.search(block[-40:]):  # "... treated the patient." is prose, whoever is named
         return False
     has_degree = _DEGREE_AFTER_COMMA.search(block)  # a fast literal-led scan first
     return bool(has_degree and len(_NAME_WITH_DEGREE.findall(block)) >= 2) or bool(
