@@ -180,6 +180,8 @@ _HEADINGS = {
     ),
 }
 _FRONT = {"title_page", "copyright_page", "contents", "preface"}
+#: Sections that run over several pages after their heading.
+_SECTIONS = {"preface", "answer_key", "index", "contents"}
 
 
 class MatterArgs(StepArgs):
@@ -229,19 +231,21 @@ class BookMatter(Filter):
         front_end = max(3, round(n * args.front_share))
         reasons: list[str | None] = []
         chapter_reason: dict[str, str] = {}
+        titled: dict[str, str | None] = {}
         for position, (text, chapter) in enumerate(zip(texts, chapters, strict=True)):
             lines = [line.strip() for line in text.split("\n") if line.strip()]
             reason = self.page_reason(lines, position, n, front_end)
+            if chapter and chapter not in titled:  # the chapter's title, judged once
+                titled[chapter] = self.heading_reason([chapter], position, front_end)
             if reason is None and chapter:
-                reason = chapter_reason.get(chapter) or self.heading_reason([chapter], position,
-                                                                            front_end)  # fmt: skip
+                reason = chapter_reason.get(chapter) or titled[chapter]
             # a section opened by its own heading ("Preface", "Index") runs on to the
             # following pages of that chapter; a page matched by content alone does not
             if chapter and chapter not in chapter_reason:
-                headed = self.heading_reason(lines, position, front_end) or self.heading_reason(
-                    [chapter], position, front_end
-                )
-                if headed in ("preface", "answer_key", "index", "contents"):
+                headed = titled[chapter]
+                if reason in _SECTIONS and not headed:
+                    headed = self.heading_reason(lines, position, front_end)
+                if headed in _SECTIONS:
                     chapter_reason[chapter] = headed
             reasons.append(reason if reason and getattr(args, reason) else None)
         if args.fallback and n >= args.fallback_min_pages:
