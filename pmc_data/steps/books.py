@@ -318,6 +318,44 @@ _NAME_WITH_DEGREE = re.compile(rf"[A-Z][a-z]+(?:\s+[A-Z]\.)*\s+[A-Z][A-Za-z'-]+,
 _AUTHOR_HEAD = re.compile(r"^(?:contributors?|authors?)\s*:|^(?:edited|written) by\b", re.I)
 _TAIL_WORD = re.compile(r"\w+$")
 _HEAD_WORD = re.compile(r"\w+")
+# Words after "Table 1" / "Figure 2" that make it prose, not a caption.
+_PROSE_AFTER_LABEL = frozenset(
+    {
+        "shows",
+        "show",
+        "summarizes",
+        "summarises",
+        "lists",
+        "illustrates",
+        "presents",
+        "gives",
+        "compares",
+        "depicts",
+        "describes",
+        "outlines",
+        "contains",
+        "provides",
+        "displays",
+        "demonstrates",
+        "indicates",
+        "suggests",
+        "reports",
+        "highlights",
+        "includes",
+        "is",
+        "are",
+        "was",
+        "were",
+        "and",
+        "or",
+        "in",
+        "of",
+        "from",
+        "also",
+        "above",
+        "below",
+    }
+)
 _SENTENCE = re.compile(r"[a-z]{3,}[.!?]\s*$")
 _DEGREE_AFTER_COMMA = re.compile(rf",\s+{_DEGREES}\b")
 _IN_LINE_HYPHENATED = re.compile(r"\b\w+(?:-\w+)+\b")
@@ -446,9 +484,14 @@ def dehyphenate(text: str, compounds: set[str]) -> str:
 
 
 def _caption_like(block: str, label: re.Match) -> bool:
-    """A caption, not prose that begins with a reference ("Table 1 summarizes ...")."""
-    rest = block[label.end() :].lstrip(" .:-—")
-    return not rest[:1].islower() and len(block.split()) <= 120
+    """A caption, not prose that begins with a reference ("Table 1 summarizes ...").
+
+    Captions may start in lower case ("Figure 3 mRNA levels ..."): prose is told by the
+    verb or joining word that follows the label.
+    """
+    rest = block[label.end() :].lstrip(" .:-—").split(maxsplit=1)
+    first = rest[0].strip(",;:").lower() if rest else ""
+    return first not in _PROSE_AFTER_LABEL and len(block.split()) <= 120
 
 
 def _tabular(block: str) -> bool:
