@@ -13,7 +13,6 @@ each kind:
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 from collections import Counter
@@ -22,11 +21,10 @@ from typing import Literal
 import pyarrow as pa
 
 from pmc_data.registry import DocumentStep, Dropped, StepArgs, StepOutput, register_step
+from pmc_data.steps.papers import _EMAIL, _URL
 from pmc_data.synth.formats import TEMPLATES
-from pmc_data.synth.llm import LLM, LLMArgs
+from pmc_data.synth.llm import LLMArgs, LLMStep
 
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]", re.IGNORECASE)
 # Phone numbers: 9+ digits in the groups phones are written in; doses ("500 mg"), blood
 # pressures ("120/80") and dates have too few digits or other separators.
 _PHONE = re.compile(
@@ -116,7 +114,7 @@ class ParaphraseArgs(StepArgs):
 
 
 @register_step
-class ParaphraseInstructions(DocumentStep):
+class ParaphraseInstructions(LLMStep, DocumentStep):
     """Gives each conversation row one paraphrase of its instruction (seeded choice)."""
 
     name = "paraphrase_instructions"
@@ -126,16 +124,6 @@ class ParaphraseInstructions(DocumentStep):
         super().__init__(args, schema)
         if self.args.variants_from == "llm" and self.args.llm is None:
             raise ValueError("variants_from: llm needs llm: {model: ...}")
-        self._llm: LLM | None = None
-
-    @property
-    def llm(self) -> LLM:
-        if self._llm is None:
-            self._llm = LLM(self.args.llm, dry_run=os.environ.get("PMC_DATA_DRY_RUN") == "1")
-        return self._llm
-
-    def take_report(self) -> dict:
-        return self.llm.take_usage().to_dict() if self._llm is not None else {}
 
     def variants(self, seeds: list[str]) -> dict[str, list[tuple[str, str]] | str]:
         """Seed instruction -> ``[(template id, text)]``, or the reason there are none."""

@@ -30,6 +30,7 @@ requests, retries, failures, tokens and cost since the last call, for the manife
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
@@ -323,3 +324,19 @@ class LLM:
             prompt_tokens * self.args.price_per_million_input
             + completion_tokens * self.args.price_per_million_output
         ) / 1e6
+
+
+class LLMStep:
+    """Mixin of the document steps that call an LLM (``self.args.llm``): one client per
+    worker process, made on first use, dry-run aware, and its usage reported per unit."""
+
+    _llm: LLM | None = None
+
+    @property
+    def llm(self) -> LLM:
+        if self._llm is None:  # in the worker, so each process has its own client
+            self._llm = LLM(self.args.llm, dry_run=os.environ.get("PMC_DATA_DRY_RUN") == "1")
+        return self._llm
+
+    def take_report(self) -> dict:
+        return self.llm.take_usage().to_dict() if self._llm is not None else {}

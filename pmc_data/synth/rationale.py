@@ -27,7 +27,6 @@ Drops: ``rationale_disagrees``, ``rationale_no_answer``, ``rationale_missing_opt
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import pyarrow as pa
 
 from pmc_data.registry import DocumentStep, Dropped, StepArgs, StepOutput, register_step
 from pmc_data.synth.formats import Template, answer_output, choose
-from pmc_data.synth.llm import LLM, LLMArgs
+from pmc_data.synth.llm import LLMArgs, LLMStep
 
 _QUESTION = re.compile(r"^(?:###)?Question:\s*(?P<q>.*?)\n(?:###)?Options:\n(?P<o>.*)$", re.S)
 _CONTEXT = re.compile(r"^(?:###)?Context:\n(?P<c>.*?)\n(?=(?:###)?Question:)", re.S)
@@ -133,7 +132,7 @@ class RationaleArgs(StepArgs):
 
 
 @register_step
-class LlmRationale(DocumentStep):
+class LlmRationale(LLMStep, DocumentStep):
     """Generates a rationale per QA row with an LLM and keeps it only if it agrees."""
 
     name = "llm_rationale"
@@ -143,16 +142,6 @@ class LlmRationale(DocumentStep):
         if args is None:
             raise ValueError("llm_rationale needs llm: {model: ...}")
         super().__init__(args, schema)
-        self._llm: LLM | None = None
-
-    @property
-    def llm(self) -> LLM:
-        if self._llm is None:  # in the worker, so each process has its own client
-            self._llm = LLM(self.args.llm, dry_run=os.environ.get("PMC_DATA_DRY_RUN") == "1")
-        return self._llm
-
-    def take_report(self) -> dict:
-        return self.llm.take_usage().to_dict() if self._llm is not None else {}
 
     def shape(self, row_id: str) -> str:
         if self.args.mode != "mixed":
