@@ -128,6 +128,16 @@ def _start_pool(recipe: Recipe, workers: int) -> ProcessPoolExecutor:
     return pool
 
 
+def _start_plotter() -> ProcessPoolExecutor:
+    """One process for the report's plots, importing matplotlib while the main process runs
+    the global steps."""
+    from pmc_data.report import warm_up_plotting
+
+    plotter = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    plotter.submit(warm_up_plotting)
+    return plotter
+
+
 def _run_units(
     pipeline: Pipeline,
     tasks: list[tuple[int, Unit, str]],
@@ -277,11 +287,15 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
         if options.workers > 1:
             pool = _start_pool(recipe, options.workers)
             stack.callback(pool.shutdown, cancel_futures=True)
-        return _build(recipe, output, options, pool)
+        return _build(recipe, output, options, pool, stack)
 
 
 def _build(
-    recipe: Recipe, output: Path, options: BuildOptions, pool: ProcessPoolExecutor | None
+    recipe: Recipe,
+    output: Path,
+    options: BuildOptions,
+    pool: ProcessPoolExecutor | None,
+    stack: ExitStack,
 ) -> BuildResult:
     from pmc_data.card import write_card
     from pmc_data.manifest import make_manifest, step_table
@@ -312,6 +326,14 @@ def _build(
         log.info("resuming: %d of %d units already done", resumed, len(planned))
     log.info("processing %d units with %d worker(s)", len(tasks), options.workers)
     _run_units(pipeline, tasks, pool, options.progress)
+    plotter = None
+    if pool is not None:
+        # The workers keep their imports, pipelines and allocator caches (~150-250 MiB
+        # each): gone before this process loads the global steps' tables. The plots get one
+        # fresh process that imports only the plotting code, warming up meanwhile.
+        pool.shutdown()
+        plotter = _start_plotter()
+        stack.callback(plotter.shutdown, cancel_futures=True)
 
     unit_stats = [json.loads((f / "stats.json").read_text()) for f in unit_dirs]
     counts = _collect_counts(pipeline, unit_stats)
@@ -325,8 +347,8 @@ def _build(
     steps = step_table(counts, pipeline.labels, len(pipeline.readers))
     # The plots need only the counts: drawn by a worker while this process writes the data.
     plots: Future | None = None
-    if pool is not None:
-        plots = pool.submit(write_plots, steps, stats, output / "report")
+    if plotter is not None:
+        plots = plotter.submit(write_plots, steps, stats, output / "report")
     else:
         write_plots(steps, stats, output / "report")
     final = output / WORK / "final"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -438,3 +440,12 @@ def test_review_regressions_chapters_and_licenses(tmp_path):
     rows = reader.read(unit).table.to_pylist()  # no outline: page windows, not a crash
     assert rows[0]["license"] == "GFDL-1.3"
     assert rows[2]["metadata"]["sections"] == ["Pages 3-4"]
+
+
+def test_text_flags_are_pymupdfs_and_the_registry_does_not_import_it():
+    # TEXT_FLAGS is spelled as numbers so that pmc_data.sources.pdf need not import PyMuPDF
+    # (its layout model and onnxruntime cost every worker of every build ~120 MiB).
+    assert pdf.TEXT_FLAGS == pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+    code = "import sys, pmc_data.registry, pmc_data.recipe; print('pymupdf' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

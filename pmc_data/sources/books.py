@@ -32,15 +32,18 @@ import re
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pymupdf
 
 from pmc_data.licenses import POLICIES, UNKNOWN, allowed, to_spdx
 from pmc_data.registry import ReadResult, StepArgs, Unit, register_reader
 from pmc_data.schema import MEDC_K
 from pmc_data.sources.files import FileReader
 from pmc_data.sources.pdf import OcrOptions, OcrUnavailable, PageText, PageTimeout, extract_page
+
+if TYPE_CHECKING:  # imported where a PDF is opened: see pmc_data.sources.pdf.TEXT_FLAGS
+    import pymupdf
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +226,8 @@ class PdfBooks(FileReader):
         if policy is not None and not allowed(license_, policy):
             reject(f"license:{license_}", f"license policy {policy!r}")
             return ReadResult(MEDC_K.empty_table(), rejects, 1)
+        import pymupdf
+
         try:
             doc = pymupdf.open(stream=data, filetype="pdf")
         except Exception as exc:  # MuPDF raises its own FileDataError, or RuntimeError

@@ -23,14 +23,19 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import cache
-
-import pymupdf
+from typing import TYPE_CHECKING
 
 from pmc_data.errors import BuildError
 
+if TYPE_CHECKING:
+    import pymupdf
+
 #: get_text flags: ligatures expanded and whitespace kept as MuPDF reads it; images skipped
 #: (their pixels are never needed to read text, and decoding them is most of the cost).
-TEXT_FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+#: The values of ``pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP`` (a test
+#: checks them): importing PyMuPDF 2 loads its layout model and onnxruntime (~120 MiB), so
+#: no module the step registry imports may import it at the top.
+TEXT_FLAGS = 2 | 64
 
 _CID = re.compile(r"\(cid:\d+\)")
 # Replacement, private-use, surrogate and control characters: glyphs that mapped to nothing.
@@ -238,6 +243,8 @@ def _tesseract() -> str:
 
 @cache
 def _tessdata() -> str:
+    import pymupdf
+
     try:
         return pymupdf.get_tessdata()
     except Exception as exc:  # pymupdf raises a bare RuntimeError when it finds none
@@ -250,6 +257,8 @@ def ocr_page(page: pymupdf.Page, options: OcrOptions) -> tuple[list[Block], floa
     """Blocks of ``page`` as Tesseract reads them at ``options.dpi``, and its confidence."""
     if options.engine == "pymupdf":
         return _mupdf_ocr(page, options), None
+    import pymupdf
+
     pixmap = page.get_pixmap(dpi=options.dpi, colorspace=pymupdf.csGRAY)
     command = [_tesseract(), "stdin", "stdout", "--dpi", str(options.dpi),
                "-l", options.language, "tsv"]  # fmt: skip
