@@ -25,5 +25,11 @@ def tidy(text: str) -> str:
     if holes:
         text = _BEFORE_HOLE.sub("", text)
     text = _DOUBLE_PUNCT.sub(r"\2", text)
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
-    return _SPACES.sub(" ", text).strip()
+    # Both patterns start at any space, which is every sixth character of prose: most texts
+    # have nothing for them, and a substring test says so ten times faster.
+    tab = "\t" in text
+    if tab or " ." in text or " ," in text or " ;" in text or " :" in text:
+        text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    if tab or "  " in text:
+        text = _SPACES.sub(" ", text)
+    return text.strip()

@@ -443,9 +443,22 @@ def test_review_regressions_chapters_and_licenses(tmp_path):
 
 
 def test_text_flags_are_pymupdfs_and_the_registry_does_not_import_it():
-    # TEXT_FLAGS is spelled as numbers so that pmc_data.sources.pdf need not import PyMuPDF
-    # (its layout model and onnxruntime cost every worker of every build ~120 MiB).
-    assert pdf.TEXT_FLAGS == pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+    # TEXT_FLAGS is spelled as a number so that pmc_data.sources.pdf need not import PyMuPDF
+    # (its layout model and onnxruntime cost every worker of every build ~110 MiB).
+    assert pdf.TEXT_FLAGS == pymupdf.TEXT_PRESERVE_WHITESPACE
     code = "import sys, pmc_data.registry, pmc_data.recipe; print('pymupdf' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_text_set_outside_the_page_is_not_read():
+    # TEXT_FLAGS leaves MuPDF's mediabox clipping off (it is slow): text set outside the
+    # visible page must still not be read.
+    doc = pymupdf.open()
+    page = doc.new_page(width=400, height=400)
+    page.insert_text((40, 100), "Inside the page.", fontsize=11)
+    page.insert_text((40, 380), "Printer slug below the page.", fontsize=11)
+    page.insert_text((320, 100), "Crop mark beside it.", fontsize=11)
+    page.set_cropbox(pymupdf.Rect(0, 0, 300, 300))
+    assert extract_page(page, OcrOptions(mode="off"), sizes=False).text == "Inside the page."
+    assert extract_page(page, OcrOptions(mode="off")).text == "Inside the page."

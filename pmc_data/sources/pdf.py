@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 
 #: get_text flags: ligatures expanded and whitespace kept as MuPDF reads it; images skipped
 #: (their pixels are never needed to read text, and decoding them is most of the cost).
-#: The values of ``pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP`` (a test
-#: checks them): importing PyMuPDF 2 loads its layout model and onnxruntime (~120 MiB), so
-#: no module the step registry imports may import it at the top.
-TEXT_FLAGS = 2 | 64
+#: MuPDF leaves out text set outside the page by itself (a test checks it);
+#: ``TEXT_MEDIABOX_CLIP`` on top of that costs a tenth of the page's read time.
+#: The value of ``pymupdf.TEXT_PRESERVE_WHITESPACE`` (a test checks it): importing PyMuPDF 2
+#: loads its layout model and onnxruntime (~110 MiB), so no module the step registry imports
+#: may import it at the top.
+TEXT_FLAGS = 2
 
 _CID = re.compile(r"\(cid:\d+\)")
 # Replacement, private-use, surrogate and control characters: glyphs that mapped to nothing.
@@ -79,13 +81,13 @@ class OcrOptions:
     timeout_s: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     text: str
     size: float
 
 
-@dataclass
+@dataclass(slots=True)
 class Block:
     x0: float
     y0: float
@@ -337,7 +339,8 @@ def extract_page(page: pymupdf.Page, options: OcrOptions, sizes: bool = True) ->
     ``sizes``: keep each line's font size (for chapters found by heading typography); without
     them the text layer is read about a third faster.
     """
-    width = page.rect.width
+    rect = page.rect
+    width = rect.width
     if sizes:
         blocks = _blocks(page.get_text("dict", flags=TEXT_FLAGS))
     else:
@@ -347,7 +350,7 @@ def extract_page(page: pymupdf.Page, options: OcrOptions, sizes: bool = True) ->
             for x0, y0, x1, y1, text, _, kind in raw
             if kind == 0 and text.strip()
         ]
-    blocks = reading_order(blocks, width, page.rect.height)
+    blocks = reading_order(blocks, width, rect.height)
     if options.mode == "off":
         return PageText(page.number + 1, blocks, "text", 1.0)
     text = "\n".join(b.text for b in blocks)
