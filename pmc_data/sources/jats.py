@@ -53,6 +53,10 @@ SKIPPED_INLINE = {"supplementary-material", "fn", "fn-group", "ref-list", "ack",
 NESTED_BLOCKS = {"fig", "table-wrap", "fig-group", "table-wrap-group", "boxed-text"}
 
 
+#: ``iter()`` arguments for NESTED_BLOCKS in any namespace or none.
+_NESTED_TAGS = tuple(f"{{*}}{name}" for name in sorted(NESTED_BLOCKS))
+
+
 class UnsafeXML(ValueError):
     """The document declares entities or is otherwise unsafe to parse."""
 
@@ -97,12 +101,26 @@ class Article:
         return "\n\n".join(b for b in self.blocks if b.strip())
 
 
+_LOCAL_NAMES: dict[object, str] = {}
+
+
 def _local(tag: object) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    """An element's tag without its namespace; ``""`` for comments and processing
+    instructions (whose ``tag`` is a function). Memoised: a document has few distinct tags
+    and this runs for every element."""
+    try:
+        return _LOCAL_NAMES[tag]
+    except KeyError:
+        name = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+        if len(_LOCAL_NAMES) < 4096:  # a hostile document cannot grow it without bound
+            _LOCAL_NAMES[tag] = name
+        return name
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    """Runs of whitespace as one space, trimmed (``str.split`` splits on the same Unicode
+    whitespace as the regex ``\\s+``, several times faster)."""
+    return " ".join(text.split())
 
 
 def normalise_pmcid(value: str | None) -> str | None:
@@ -307,8 +325,8 @@ class _Body:
         else:
             self.block(self.text(element))
         # Blocks nested in a paragraph follow it as blocks of their own (outermost only).
-        for nested in element.iter():
-            if nested is element or _local(nested.tag) not in NESTED_BLOCKS:
+        for nested in element.iter(*_NESTED_TAGS):  # a C-level filter on the tag
+            if nested is element:
                 continue
             if any(_local(a.tag) in NESTED_BLOCKS for a in _between(element, nested)):
                 continue  # inside another nested block, which handles it
