@@ -189,7 +189,8 @@ def _global_drops(
         ]
         signatures = pl.concat(frames) if frames else pl.DataFrame()
         if len(drops) and len(signatures):
-            signatures = signatures.join(drops.select("_order"), on="_order", how="anti")
+            # A filter, not an anti-join: it keeps the input order (and copies nothing twice).
+            signatures = signatures.filter(~pl.col("_order").is_in(drops["_order"].implode()))
         decided = (
             step.decide(signatures) if len(signatures) else pl.DataFrame(schema=DECISION_SCHEMA)
         )

@@ -84,7 +84,10 @@ class ExactDedup(GlobalStep):
         )
 
     def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
-        ordered = survivor_order(signatures, self.args)
+        # Only texts that occur more than once need a survivor: sorting those few, not the
+        # whole corpus, keeps time and memory to the duplicates.
+        repeated = signatures.filter(pl.col("hash").is_duplicated())
+        ordered = survivor_order(repeated, self.args)
         ranked = ordered.with_columns(
             kept_id=pl.col("id").first().over("hash"),
             _rank=pl.int_range(pl.len()).over("hash"),
