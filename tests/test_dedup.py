@@ -9,15 +9,37 @@ import random
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 
+from pmc_data.dedup.exact import ExactDedup, ExactDedupArgs
 from pmc_data.dedup.minhash import NearDedup, NearDedupArgs, connected_components, lsh_parameters
 from pmc_data.dedup.shingles import jaccard, permutations, shingle_hashes, signatures
 from pmc_data.recipe import load_recipe
 from pmc_data.runner import BuildOptions, build
 from tests.conftest import make_documents, sentence, write_jsonl
+
+
+def test_exact_dedup_collapses_every_whitespace_run_like_the_plain_pattern():
+    # The compared form must not change between versions (it decides which rows are
+    # duplicates): the faster run pattern gives what "\s+" -> " " gave.
+    texts = pa.array(
+        ["A\tb", "a \n b", "a\n\n\nb", "  lead", "trail \t", "a\x0bb", "a\u00a0b", "a\fb",
+         "a  b", "", "One. Two,  three!\r\nFour"]
+    )  # fmt: skip
+    for casefold, punctuation in [(False, False), (True, True)]:
+        step = ExactDedup(ExactDedupArgs(casefold=casefold, ignore_punctuation=punctuation))
+        expected = texts
+        if casefold:
+            expected = pc.utf8_lower(expected)
+        if punctuation:
+            expected = pc.replace_substring_regex(expected, r"[^\p{L}\p{N}\s]", "")
+        expected = pc.utf8_trim_whitespace(pc.replace_substring_regex(expected, r"\s+", " "))
+        assert step.normalise(texts).to_pylist() == expected.to_pylist()
+    plain = ExactDedup(ExactDedupArgs(casefold=False, ignore_punctuation=False))
+    assert plain.normalise(pa.array([" a \t\n b\r\n\fc "])).to_pylist() == ["a b c"]
 
 
 def true_jaccard(a: str, b: str, n: int = 5) -> float:

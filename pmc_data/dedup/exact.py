@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from pmc_data.registry import GlobalStep, StepArgs, decisions, register_step
 
 _PUNCTUATION = r"[^\p{L}\p{N}\s]"
+_WHITESPACE_RUN = r"\s\s+|[^\S ]"
 
 
 class ExactDedupArgs(StepArgs):
@@ -65,7 +66,9 @@ class ExactDedup(GlobalStep):
             texts = pc.utf8_lower(texts)
         if self.args.ignore_punctuation:
             texts = pc.replace_substring_regex(texts, _PUNCTUATION, "")
-        return pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, r"\s+", " "))
+        # Every whitespace run as one space. Written as "two or more, or one that is not a
+        # space": the plain "\s+" makes RE2 rewrite every single space (six times slower).
+        return pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, _WHITESPACE_RUN, " "))
 
     def signatures(self, batch: pa.Table) -> pa.Table:
         content = self.content(batch)
