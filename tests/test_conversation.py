@@ -7,10 +7,11 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from conftest import ROOT, run_cli
 
 from pmc_data.sources.dialogues import DialogueArgs, DialogueReader, split_transcript
-from pmc_data.synth.conversation import MaskPhi, ParaphraseArgs, ParaphraseInstructions
+from pmc_data.synth.conversation import MaskPhi, MaskPhiArgs, ParaphraseArgs, ParaphraseInstructions
 from pmc_data.synth.formats import TEMPLATES
 
 DIALOGUES = ROOT / "examples" / "dialogues"
@@ -71,6 +72,26 @@ def test_phi_is_masked_and_counted():
         "Dose 500 mg, BP 120/80, in 2021, weight 72.5 kg, glucose 7.8 mmol/L."
     )
     assert found == Counter({"phone": 2, "id": 2, "email": 1, "url": 1})
+
+
+def test_national_phone_formats_are_masked_and_lab_values_are_not():
+    step = MaskPhi()
+    text = (
+        "UK: 07700 900123. India: 98765 43210 or +91 98765 43210. London 020 7946 0958. "
+        "Platelets 150 000-450 000/uL, WBC 4 000-11 000 cells, count 1 200 000 per mL."
+    )
+    masked, found = step.mask(text)
+    assert masked == (
+        "UK: [PHONE]. India: [PHONE] or [PHONE]. London [PHONE]. "
+        "Platelets 150 000-450 000/uL, WBC 4 000-11 000 cells, count 1 200 000 per mL."
+    )
+    assert found == Counter({"phone": 4})
+    # Regions decide how numbers without a country code are read.
+    us_only = MaskPhi(MaskPhiArgs(phone_regions=["us"]))
+    assert us_only.mask("Call 07700 900123.")[0] == "Call 07700 900123."
+    assert us_only.mask("Call +44 7700 900123.")[0] == "Call [PHONE]."
+    with pytest.raises(ValueError, match="unknown region"):
+        MaskPhiArgs(phone_regions=["XX"])
 
 
 def test_bank_paraphrases_are_seeded_and_recorded():

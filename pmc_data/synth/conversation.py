@@ -19,17 +19,24 @@ from collections import Counter
 from typing import Literal
 
 import pyarrow as pa
+from pydantic import field_validator
 
 from pmc_data.registry import DocumentStep, Dropped, StepArgs, StepOutput, register_step
 from pmc_data.steps.papers import _EMAIL, _URL
 from pmc_data.synth.formats import TEMPLATES
 from pmc_data.synth.llm import LLMArgs, LLMStep
 
-# Phone numbers: 9+ digits in the groups phones are written in; doses ("500 mg"), blood
-# pressures ("120/80") and dates have too few digits or other separators.
+# Phone numbers, first pass: 9+ digits in the groups North American style numbers are
+# written in, also the fictional ones ("(555) 123-4567") that libphonenumber calls invalid;
+# doses ("500 mg"), blood pressures ("120/80") and dates have too few digits or other
+# separators, and a group that runs on into another one ("150 000-450 000/uL") is a number
+# range, not a phone.
 _PHONE = re.compile(
-    r"(?<![\w/])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)\s?|\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4}(?![\w/])"
+    r"(?<![\w/])(?<!\d\s)(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)\s?|\d{2,4}[\s.-])\d{3,4}[\s.-]?\d{3,4}"
+    r"(?![\w/])(?!\s\d)"
 )
+# Second pass, libphonenumber's: any text with 8+ digits in a row or in phone-like groups.
+_MAYBE_PHONE = re.compile(r"\d(?:[\s().+-]{0,2}\d){7,}")
 _LABELLED_ID = re.compile(
     r"\b(?P<label>MRN|UHID|NHS(?: number)?|(?:medical )?record(?: number| no\.?| #)?|"
     r"patient id|hospital (?:number|no\.?))(?P<sep>\s*[:#]?\s*)"
@@ -51,6 +58,21 @@ class MaskPhiArgs(StepArgs):
     #: Record numbers ("MRN 00482913") and bare numbers of 7 or more digits.
     ids: bool = True
     urls: bool = True
+    #: Where numbers written without a country code are read as phone numbers (by
+    #: libphonenumber's rules for each region: "07700 900123" in GB, "98765 43210" in IN);
+    #: numbers with "+" and a country code are found whatever the list. HealthCareMagic and
+    #: iCliniq patients write mostly from these three.
+    phone_regions: list[str] = ["US", "GB", "IN"]
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, regions: list[str]) -> list[str]:
+        import phonenumbers
+
+        unknown = [r for r in regions if r.upper() not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown region(s) {unknown}: use ISO 3166 codes such as US, GB, IN")
+        return [r.upper() for r in regions]
 
 
 @register_step
@@ -82,6 +104,9 @@ class MaskPhi(DocumentStep):
             text = sub(_LABELLED_ID, "id", lambda m: f"{m['label']}{m['sep']}[ID]", text)
         if a.phones:
             text = sub(_PHONE, "phone", "[PHONE]", text)
+            if _MAYBE_PHONE.search(text):
+                text, n = _mask_phones(text, a.phone_regions)
+                found["phone"] += n
         if a.ids:
             text = sub(_LONG_NUMBER, "id", "[ID]", text)
         return text, +found
@@ -101,6 +126,26 @@ class MaskPhi(DocumentStep):
         report = {"masked": dict(sorted(self.counts.items()))} if self.counts else {}
         self.counts = Counter()
         return report
+
+
+def _mask_phones(text: str, regions: list[str]) -> tuple[str, int]:
+    """``text`` with every number libphonenumber finds valid in any of ``regions`` masked."""
+    from phonenumbers import Leniency, PhoneNumberMatcher
+
+    spans: list[tuple[int, int]] = []
+    for region in regions:
+        spans += [(m.start, m.end) for m in PhoneNumberMatcher(text, region, Leniency.VALID)]
+    if not spans:
+        return text, 0
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):  # one number found under two regions is masked once
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text = text[:start] + "[PHONE]" + text[end:]
+    return text, len(merged)
 
 
 class ParaphraseArgs(StepArgs):
