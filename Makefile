@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tesseract demo test lint bench clean
+.PHONY: setup tesseract cxx demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,7 @@ TORCH ?= torch==2.13.0
 
 $(STAMP): pyproject.toml
 	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory tesseract
+	@command -v g++ >/dev/null || command -v c++ >/dev/null || $(MAKE) --no-print-directory cxx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(if $(TORCH),$(BIN)/pip install --quiet "$(TORCH)")
@@ -29,6 +30,15 @@ tesseract:
 	else \
 		echo "note: tesseract not found; OCR tests will be skipped." \
 			"Install it with: sudo apt-get install tesseract-ocr (or brew install tesseract)"; \
+	fi
+
+# torch.compile (`model.compile: true` in the trainer) generates C++ for the CPU.
+cxx:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq g++ >/dev/null; \
+	else \
+		echo "note: no C++ compiler found; the torch.compile test will be skipped." \
+			"Install one with: sudo apt-get install g++"; \
 	fi
 
 demo: setup

@@ -3,6 +3,7 @@ same rows, same batch, in the same run.
 
     python benchmarks/trainer.py --repeats 3                      # CPU, a 9M-parameter LLaMA
     python benchmarks/trainer.py --repeats 3 --compile both       # torch.compile on both sides
+    python benchmarks/trainer.py --repeats 3 --dtype bf16         # bf16 autocast (AMX CPUs)
     python benchmarks/trainer.py --shape tiny --seq 128 --steps 100   # the tests' model
     python benchmarks/trainer.py --device cuda --shape 1b         # one GPU, bf16, seq 2048
     python benchmarks/trainer.py --device cuda --shape 8b-8l --micro 2 --checkpointing 1
@@ -110,7 +111,8 @@ def write_config(args, work: Path) -> Path:
                   "compile": args.compile != "none"},
         "train": {"global_batch_rows": args.batch, "micro_batch_rows": args.micro or args.batch,
                   "max_steps": steps, "lr": 2e-5, "warmup_steps": 2, "weight_decay": 0.0,
-                  "betas": [0.9, 0.999], "grad_clip": 1.0, "log_every": 1},
+                  "betas": [0.9, 0.999], "grad_clip": 1.0, "log_every": 1,
+                  "dtype": args.dtype},
         "eval": {"max_rows": 0},
         "checkpoint": {"every": 0, "resume": False},
         "export": {"at_end": False},
@@ -143,7 +145,8 @@ def run_hf(args, config: Path, work: Path) -> list[float]:
     result = work / "hf.json"
     log = work / "hf.log"
     worker = [str(HERE / "trainer.py"), "--worker", str(config), "--result", str(result),
-              "--compile", args.compile, "--hf-fsdp", "on" if args.hf_fsdp else "off"]  # fmt: skip
+              "--compile", args.compile, "--hf-fsdp", "on" if args.hf_fsdp else "off",
+              "--dtype", args.dtype]  # fmt: skip
     with open(log, "w") as out:
         command = launch(args, worker, args.hf_fsdp)
         subprocess.run(command, check=True, cwd=ROOT, env=env(args), stdout=out, stderr=out)
@@ -155,7 +158,7 @@ def env(args) -> dict:
             "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}  # fmt: skip
 
 
-def hf_worker(config_path: str, result: str, compile_: bool, fsdp_on: bool) -> None:
+def hf_worker(config_path: str, result: str, compile_: bool, fsdp_on: bool, bf16: bool) -> None:
     """Train with transformers.Trainer on our rows and write the step-end times."""
     import torch
     from torch.utils.data import SequentialSampler
@@ -201,7 +204,7 @@ def hf_worker(config_path: str, result: str, compile_: bool, fsdp_on: bool) -> N
         adam_beta2=tc.betas[1],
         max_grad_norm=tc.grad_clip,
         optim="adamw_torch_fused",  # its default, like ours
-        bf16=cuda,
+        bf16=bf16,  # on CPU: autocast to bf16, as ours does
         use_cpu=not cuda,
         logging_steps=10**9,
         save_strategy="no",
@@ -267,6 +270,11 @@ def main() -> None:
     parser.add_argument("--checkpointing", type=int, default=0, help="0 off, k every k-th layer")
     parser.add_argument("--attn", default="sdpa")
     parser.add_argument(
+        "--dtype", choices=["auto", "fp32", "bf16"], default="auto",
+        help="compute dtype on both sides (auto: bf16 on CUDA, fp32 on CPU; bf16 on a CPU "
+        "is autocast, fast where the CPU has AMX or AVX512-BF16)",
+    )  # fmt: skip
+    parser.add_argument(
         "--compile", choices=["none", "ours", "both"], default="none",
         help="torch.compile: ours per decoder layer (model.compile), HF's torch_compile=True",
     )  # fmt: skip
@@ -280,9 +288,12 @@ def main() -> None:
     args = parser.parse_args()
     args.hf_fsdp = args.hf_fsdp == "on" or (args.hf_fsdp == "auto" and args.device == "cuda")
     if args.worker:
-        hf_worker(args.worker, args.result, args.compile == "both", args.hf_fsdp)
+        gpu = args.device == "cuda"
+        bf16 = args.dtype == "bf16" or (args.dtype == "auto" and gpu)
+        hf_worker(args.worker, args.result, args.compile == "both", args.hf_fsdp, bf16)
         return
     gpu = args.device == "cuda"
+    bf16 = args.dtype == "bf16" or (args.dtype == "auto" and gpu)
     args.shape = args.shape or ("1b" if gpu else "small")
     args.seq = args.seq or (2048 if gpu else 256)
     args.batch = args.batch or (16 if gpu else 8)
@@ -294,7 +305,7 @@ def main() -> None:
     from trainer import metrics
 
     torch.set_num_threads(args.threads)
-    work = args.work / f"{args.shape}-{args.device}-s{args.seq}-b{args.batch}"
+    work = args.work / f"{args.shape}-{args.device}-s{args.seq}-b{args.batch}-{args.dtype}"
     work.mkdir(parents=True, exist_ok=True)
     config = write_config(args, work)
     ours, hf = [], []
@@ -316,8 +327,9 @@ def main() -> None:
     if gpu:
         measured = metrics.measured_peak("cuda", 8192, torch.bfloat16)
         nominal = metrics.peak_flops(torch.device("cuda", 0))
-    else:
-        measured, nominal = metrics.measured_peak(), None
+    else:  # the peak of the dtype the matmuls run in (bf16 on AMX is ~8x fp32)
+        measured = metrics.measured_peak(dtype=torch.bfloat16 if bf16 else torch.float32)
+        nominal = None
     # tokens per timed step: the rows' real (unpadded) tokens, the same rows on both sides
     from transformers import AutoTokenizer
 
@@ -338,7 +350,8 @@ def main() -> None:
         f"model: LLaMA {args.shape} ({models.flops_shape(shape)['params'] / 1e6:.1f}M parameters), "
         f"seq {args.seq}, global batch {args.batch} rows, micro-batch {args.micro or args.batch}, "
         f"activation checkpointing {args.checkpointing}, attention {args.attn}, "
-        f"compile {args.compile}, {args.steps} timed steps after {args.warmup}, "
+        f"compile {args.compile}, dtype {'bf16' if bf16 else 'fp32'}, "
+        f"{args.steps} timed steps after {args.warmup}, "
         f"{args.repeats} runs each; {flops / 1e6:.1f} MFLOP per token; measured peak "
         f"{measured / 1e9:,.0f} GFLOP/s\n"
     )

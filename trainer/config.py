@@ -67,7 +67,7 @@ class Model(_Strict):
     config: dict[str, Any] | None = None  # random init: {model_type: llama, hidden_size: ...}
     attn: Literal["auto", "sdpa", "flash_attention_2", "flex_attention", "eager"] = "auto"
     activation_checkpointing: int = Field(1, ge=0)  # 0 off, 1 every layer, k every k-th layer
-    compile: bool = False  # torch.compile each decoder layer
+    compile: bool = False  # torch.compile each decoder layer, and the loss
 
     @model_validator(mode="after")
     def _one_source(self) -> Model:
