@@ -315,11 +315,12 @@ class Build:
     removed: dict[str, int]
 
 
-def build(corpus: Corpus, out: Path, log: Path) -> Build:
+def build(corpus: Corpus, out: Path, log: Path, unit_size: str) -> Build:
     command = [
         sys.executable, "-m", "pmc_data", "-q", "build", "medc_k/pmc_oa",
         "--input", f"pmc={corpus.folder}", "--output", str(out), "--overwrite",
-        "--workers", "1", "--set", "read.pmc_oa.license_policy=research",
+        "--workers", "1", "--unit-size", unit_size,
+        "--set", "read.pmc_oa.license_policy=research",
         "--set", "steps.length_filter.min_words=1",
     ]  # fmt: skip
     seconds, peak = measure(command, HERE.parent, log)
@@ -519,6 +520,12 @@ def main() -> None:
     parser.add_argument("--pubmed-parser-python", help="an interpreter with pubmed_parser")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--unit-size", default="8MiB",
+        help="the memory run's --unit-size, the same for both sizes: a build gives a small "
+        "input smaller units (input / 32), so without it the 10x run would also measure "
+        "units growing to their cap",
+    )  # fmt: skip
+    parser.add_argument(
         "--wait-for", default=r"benchmarks/dedup|datatrove",
         help="regex of other benchmarks' command lines to wait out before timing ('' to skip)",
     )  # fmt: skip
@@ -608,10 +615,11 @@ def main() -> None:
 
         if args.scale > 1:
             big = generate(tmp / "big", args.articles * args.scale, bases, args.seed + 1, 5_000_000)
-            small_run = build(corpus, tmp / "out-small", tmp / "build-small.log")
-            big_run = build(big, tmp / "out-big", tmp / "build-big.log")
+            small_run = build(corpus, tmp / "out-small", tmp / "build-small.log", args.unit_size)
+            big_run = build(big, tmp / "out-big", tmp / "build-big.log", args.unit_size)
             print(
-                f"\nmemory, pmc-data build medc_k/pmc_oa, 1 worker: {small_run.articles:,} "
+                f"\nmemory, pmc-data build medc_k/pmc_oa, 1 worker, --unit-size "
+                f"{args.unit_size}: {small_run.articles:,} "
                 f"articles ({corpus.bytes / 1e6:.0f} MB) -> peak {small_run.peak / 2**20:,.0f} "
                 f"MiB ({small_run.seconds:.1f} s); {big_run.articles:,} articles "
                 f"({big.bytes / 1e6:.0f} MB) -> peak {big_run.peak / 2**20:,.0f} MiB "
