@@ -83,6 +83,8 @@ class Assembly:
             rows = kept.drop_columns(list(MEASURES))
             which = split_of(rows.column("id").to_pylist(), self.settings.splits)[mask]
             yield ordinal, folder, rows, mask, which, measures
+            # as in the workers: a unit's freed Arrow pages are not kept for the next one
+            pa.default_memory_pool().release_unused()
 
     def measure(self) -> dict[str, CorpusStats]:
         """Pass 1: rows, bytes and statistics per split (reads no text)."""

@@ -151,10 +151,11 @@ class RejectWriter:
 
 def file_record(path: Path, root: Path) -> dict:
     """Manifest entry of an output file: relative path, rows, bytes, sha256."""
-    data = path.read_bytes()
+    with open(path, "rb") as handle:  # streamed: a shard is up to shard_size (256 MB)
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return {
         "path": path.relative_to(root).as_posix(),
         "rows": pq.ParquetFile(path).metadata.num_rows,
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": path.stat().st_size,
+        "sha256": digest,
     }
