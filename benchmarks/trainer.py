@@ -287,13 +287,13 @@ def main() -> None:
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.hf_fsdp = args.hf_fsdp == "on" or (args.hf_fsdp == "auto" and args.device == "cuda")
-    if args.worker:
-        gpu = args.device == "cuda"
-        bf16 = args.dtype == "bf16" or (args.dtype == "auto" and gpu)
-        hf_worker(args.worker, args.result, args.compile == "both", args.hf_fsdp, bf16)
+    if args.worker:  # given the dtype main() resolved: the worker is not told the device
+        hf_worker(args.worker, args.result, args.compile == "both", args.hf_fsdp,
+                  args.dtype == "bf16")  # fmt: skip
         return
     gpu = args.device == "cuda"
     bf16 = args.dtype == "bf16" or (args.dtype == "auto" and gpu)
+    args.dtype = "bf16" if bf16 else "fp32"  # what both sides are given
     args.shape = args.shape or ("1b" if gpu else "small")
     args.seq = args.seq or (2048 if gpu else 256)
     args.batch = args.batch or (16 if gpu else 8)

@@ -127,25 +127,20 @@ def merged_stats(stats: dict[str, CorpusStats]) -> dict:
     return totals
 
 
-def load_plotting():
-    """matplotlib's pyplot on the Agg backend (imported on first use: it costs ~40 MiB and
-    0.3 s, which a process that draws nothing should not pay)."""
+def load_plotting() -> None:
+    """Import matplotlib's pyplot on the Agg backend: on first use, since it costs ~40 MiB
+    and 0.3 s that a process drawing nothing should not pay (the runner's plotting process
+    calls it ahead, to warm up)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def warm_up_plotting() -> None:
-    """Import the plotting code ahead of use (submitted to a fresh plotting process)."""
-    load_plotting()
+    import matplotlib.pyplot
 
 
 def write_plots(steps: list[dict], stats: dict[str, CorpusStats], folder: Path) -> list[str]:
     """The four PNGs of ``report/``; returns their paths relative to the dataset folder."""
-    plt = load_plotting()
+    load_plotting()
+    import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
     totals = merged_stats(stats)

@@ -131,10 +131,10 @@ def _start_pool(recipe: Recipe, workers: int) -> ProcessPoolExecutor:
 def _start_plotter() -> ProcessPoolExecutor:
     """One process for the report's plots, importing matplotlib while the main process runs
     the global steps."""
-    from pmc_data.report import warm_up_plotting
+    from pmc_data.report import load_plotting
 
     plotter = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    plotter.submit(warm_up_plotting)
+    plotter.submit(load_plotting)
     return plotter
 
 
@@ -346,7 +346,8 @@ def _build(
     assembly = Assembly(recipe, pipeline, unit_dirs, drops)
     stats = assembly.measure()
     steps = step_table(counts, pipeline.labels, len(pipeline.readers))
-    # The plots need only the counts: drawn by a worker while this process writes the data.
+    # The plots need only the counts: drawn by the plotting process while this one writes
+    # the data.
     plots: Future | None = None
     if plotter is not None:
         plots = plotter.submit(write_plots, steps, stats, output / "report")

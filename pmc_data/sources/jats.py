@@ -325,9 +325,7 @@ class _Body:
         else:
             self.block(self.text(element))
         # Blocks nested in a paragraph follow it as blocks of their own (outermost only).
-        for nested in element.iter(*_NESTED_TAGS):  # a C-level filter on the tag
-            if nested is element:
-                continue
+        for nested in element.iterdescendants(*_NESTED_TAGS):  # a C-level filter on the tag
             if any(_local(a.tag) in NESTED_BLOCKS for a in _between(element, nested)):
                 continue  # inside another nested block, which handles it
             if _local(nested.tag) == "boxed-text":
