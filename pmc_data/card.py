@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from pmc_data.recipe import bundled_dir
 from pmc_data.report import PLOTS
-from pmc_data.schema import features_for
+from pmc_data.schema import stored_features
 
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
 #: Licenses the Hub knows by id; anything else is ``other`` (with the SPDX ids in the body).
@@ -92,7 +92,6 @@ def card_metadata(template_meta: dict, manifest: dict, schema: str) -> dict:
     """Hub front matter: the template's fields plus what the build measured."""
     licenses = sorted({hub_license(spdx) for spdx in manifest["totals"]["licenses"]})
     splits = manifest["splits"]
-    features = features_for(schema)
     meta = {
         "pretty_name": template_meta.get("pretty_name", manifest["name"]),
         "license": (licenses[0] if len(licenses) == 1 else licenses) or "unknown",
@@ -109,7 +108,7 @@ def card_metadata(template_meta: dict, manifest: dict, schema: str) -> dict:
             }
         ],
         "dataset_info": {
-            "features": features._to_yaml_list(),
+            "features": stored_features()[schema]["card"],
             "splits": [
                 {
                     "name": split,

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from pmc_data import __version__
+from pmc_data import __version__, allocators
 from pmc_data.errors import BuildError, PublishError, RecipeError
 
 log = logging.getLogger("pmc_data")
@@ -71,7 +71,14 @@ def parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="build a recipe into a dataset folder")
     _add_recipe_args(build)
     build.add_argument("--output", "-o", required=True, type=Path, help="dataset folder to write")
-    build.add_argument("--workers", "-w", type=int, default=1, help="worker processes (default 1)")
+    build.add_argument("--workers", "-w", type=int, default=1, help="parallel workers (default 1)")
+    build.add_argument(
+        "--executor",
+        choices=("auto", "processes", "threads"),
+        default="auto",
+        help="what the workers are: auto (default) uses threads of one process when every "
+        "step of the recipe runs in Arrow/polars/NumPy (less memory), else processes",
+    )
     build.add_argument(
         "--unit-size",
         default="16MiB",
@@ -163,6 +170,7 @@ def _build(args) -> int:
         progress=(not args.quiet and sys.stderr.isatty())
         or os.environ.get("PMC_DATA_PROGRESS") == "1",
         keep_work=args.keep_work,
+        executor=args.executor,
     )
     if args.dry_run:
         return _dry_run(recipe, args.output, options)
@@ -234,6 +242,8 @@ def _publish(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before the commands import polars and pyarrow (the CLI imports neither up front).
+    allocators.configure()
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,

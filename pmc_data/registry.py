@@ -132,6 +132,10 @@ class Step:
     #: Arguments whose values name recipe inputs (a name, or a mapping of names): the recipe
     #: checks them, the manifest hashes those inputs, and :meth:`bind` hands over the paths.
     input_args: ClassVar[tuple[str, ...]] = ()
+    #: Spends its time on a unit in native code that releases the GIL (Arrow, polars, numpy),
+    #: or little time at all. When every reader and step of a build says so, its units run
+    #: in threads of one process (one copy of the imports) instead of worker processes.
+    threads: ClassVar[bool] = False
 
     def __init__(self, args: StepArgs | None = None, schema: str = "medc_k") -> None:
         self.args = args if args is not None else self.Args()
@@ -318,6 +322,10 @@ class Reader:
     Args: ClassVar[type[StepArgs]] = StepArgs
     #: As for steps: arguments naming other recipe inputs (a file list, a sidecar CSV).
     input_args: ClassVar[tuple[str, ...]] = ()
+    #: Spends its time on a unit in native code that releases the GIL (Arrow, polars, numpy),
+    #: or little time at all. When every reader and step of a build says so, its units run
+    #: in threads of one process (one copy of the imports) instead of worker processes.
+    threads: ClassVar[bool] = False
 
     def __init__(self, args: StepArgs | None, schema: str, input_name: str) -> None:
         self.args = args if args is not None else self.Args()

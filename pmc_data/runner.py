@@ -13,7 +13,9 @@ Phases, each resumable:
 
 1. **Plan.** Every input file is hashed (for the fingerprint) and cut into work units (whole
    compressed files, line-aligned byte ranges of plain ones, Parquet row groups).
-2. **Units.** Each unit is read and run through the document steps in a worker; its kept rows
+2. **Units.** Each unit is read and run through the document steps in a worker (a process,
+   or a thread when every reader and step spends its time in native code: see
+   :func:`use_threads`); its kept rows
    (Arrow IPC), rejects, per-step counts and the global steps' signatures go to
    ``DIR/.work/units/<key>/``, renamed into place when complete. A restarted build skips
    units that are there.
@@ -35,10 +37,17 @@ import shutil
 import sys
 import time
 from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import (
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 from tqdm import tqdm
@@ -65,6 +74,9 @@ class BuildOptions:
     overwrite: bool = False
     progress: bool = True
     keep_work: bool = False
+    #: How ``workers > 1`` run: ``auto`` picks threads when the recipe allows (see
+    #: :func:`use_threads`), else processes.
+    executor: Literal["auto", "processes", "threads"] = "auto"
 
 
 @dataclass
@@ -114,8 +126,22 @@ def _prepare_output(output: Path, fp: str, overwrite: bool) -> bool:
     return False
 
 
-def _start_pool(recipe: Recipe, workers: int) -> ProcessPoolExecutor:
+def use_threads(recipe: Recipe, executor: str = "auto") -> bool:
+    """Whether a build's workers are threads of this process rather than processes.
+
+    Threads share one copy of the imports (polars and pyarrow alone are ~70 MiB a process)
+    but also the GIL: ``auto`` picks them only when every reader and step declares
+    ``threads`` (its time goes to Arrow, polars or NumPy kernels that release the GIL).
+    """
+    if executor != "auto":
+        return executor == "threads"
+    return all(spec.cls.threads for spec in recipe.readers + recipe.steps)
+
+
+def _start_pool(recipe: Recipe, workers: int, threads: bool = False) -> Executor:
     """A warm pool: workers start importing while the main process hashes the inputs."""
+    if threads:
+        return ThreadPoolExecutor(workers, initializer=init_worker, initargs=(recipe,))
     # spawn, not fork: polars and pyarrow hold thread pools that fork would copy broken.
     pool = ProcessPoolExecutor(
         workers,
@@ -128,11 +154,14 @@ def _start_pool(recipe: Recipe, workers: int) -> ProcessPoolExecutor:
     return pool
 
 
-def _start_plotter() -> ProcessPoolExecutor:
-    """One process for the report's plots, importing matplotlib while the main process runs
-    the global steps."""
+def _start_plotter(threads: bool) -> Executor:
+    """A worker for the report's plots, importing matplotlib while the main process runs
+    the global steps: a fresh process after worker processes, a thread after threads (a
+    process would add its own copy of the imports to the build's peak)."""
     from pmc_data.report import load_plotting
 
+    if threads:
+        return ThreadPoolExecutor(1)
     plotter = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     plotter.submit(load_plotting)
     return plotter
@@ -141,7 +170,7 @@ def _start_plotter() -> ProcessPoolExecutor:
 def _run_units(
     pipeline: Pipeline,
     tasks: list[tuple[int, Unit, str]],
-    pool: ProcessPoolExecutor | None,
+    pool: Executor | None,
     progress: bool,
 ) -> None:
     """Process pending units, inline without a pool, else in the pool."""
@@ -286,7 +315,7 @@ def build(recipe: Recipe, output: Path, options: BuildOptions | None = None) -> 
         stack.enter_context(_exclusive(output))
         pool = None
         if options.workers > 1:
-            pool = _start_pool(recipe, options.workers)
+            pool = _start_pool(recipe, options.workers, use_threads(recipe, options.executor))
             stack.callback(pool.shutdown, cancel_futures=True)
         return _build(recipe, output, options, pool, stack)
 
@@ -295,7 +324,7 @@ def _build(
     recipe: Recipe,
     output: Path,
     options: BuildOptions,
-    pool: ProcessPoolExecutor | None,
+    pool: Executor | None,
     stack: ExitStack,
 ) -> BuildResult:
     from pmc_data.card import write_card
@@ -325,15 +354,18 @@ def _build(
     resumed = len(planned) - len(tasks)
     if resumed:
         log.info("resuming: %d of %d units already done", resumed, len(planned))
-    log.info("processing %d units with %d worker(s)", len(tasks), options.workers)
+    threads = isinstance(pool, ThreadPoolExecutor)
+    workers = "in this process" if pool is None else f"with {options.workers} worker "
+    workers += ("threads" if threads else "processes") if pool is not None else ""
+    log.info("processing %d units %s", len(tasks), workers)
     _run_units(pipeline, tasks, pool, options.progress)
     plotter = None
     if pool is not None:
-        # The workers keep their imports, pipelines and allocator caches (~150-250 MiB
+        # Worker processes keep their imports, pipelines and allocator caches (~150-250 MiB
         # each): gone before this process loads the global steps' tables. The plots get one
         # fresh process that imports only the plotting code, warming up meanwhile.
         pool.shutdown()
-        plotter = _start_plotter()
+        plotter = _start_plotter(threads)
         stack.callback(plotter.shutdown, cancel_futures=True)
 
     unit_stats = [json.loads((f / "stats.json").read_text()) for f in unit_dirs]

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -69,12 +70,14 @@ def _labels(names: list[str]) -> list[str]:
     return [f"{n}@{i}" if counts[n] > 1 else n for i, n in enumerate(names)]
 
 
-_PIPELINE: Pipeline | None = None
+# Each worker's own pipeline: steps keep per-unit state (reports), so threads of one
+# process must not share one.
+_WORKER = threading.local()
 
 
 def init_worker(recipe: Recipe) -> None:
-    global _PIPELINE
-    _PIPELINE = Pipeline.from_recipe(recipe)
+    """Pool initializer, in a worker process or a worker thread."""
+    _WORKER.pipeline = Pipeline.from_recipe(recipe)
 
 
 def reject_rows(label: str, dropped: Dropped, schema: str) -> pa.Table:
@@ -198,8 +201,7 @@ def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path
 
 def work_unit(task: tuple[int, Unit, str]) -> dict:
     reader_index, unit, target = task
-    assert _PIPELINE is not None
-    return process_unit(_PIPELINE, reader_index, unit, Path(target))
+    return process_unit(_WORKER.pipeline, reader_index, unit, Path(target))
 
 
 def unit_key(reader_index: int, unit: Unit, input_hashes: dict[str, str]) -> str:

@@ -85,8 +85,22 @@ def digests(folder: Path) -> dict[str, str]:
 def test_identical_output_with_1_and_2_workers_twice(corpus, tmp_path):
     recipe, inputs = corpus
     results, files = [], []
-    for i, (workers, unit_bytes) in enumerate([(1, 20_000), (1, 20_000), (2, 20_000), (2, 50_000)]):
-        result = run(recipe, inputs, tmp_path / f"out{i}", workers=workers, unit_bytes=unit_bytes)
+    settings = [
+        (1, 20_000, "auto"),
+        (1, 20_000, "auto"),
+        (2, 20_000, "threads"),
+        (2, 50_000, "processes"),
+        (2, 20_000, "processes"),
+    ]
+    for i, (workers, unit_bytes, executor) in enumerate(settings):
+        result = run(
+            recipe,
+            inputs,
+            tmp_path / f"out{i}",
+            workers=workers,
+            unit_bytes=unit_bytes,
+            executor=executor,
+        )
         results.append(result)
         files.append(digests(tmp_path / f"out{i}"))
     assert results[0].units_total > 4
@@ -289,3 +303,30 @@ def test_error_rate_above_limit_exits_3_after_writing(tmp_path):
     )
     assert ok.returncode == 0, ok.stderr
     assert "2 of 3 input items unreadable" in ok.stdout
+
+
+def test_threads_only_when_every_step_runs_in_native_code(corpus):
+    from pmc_data.runner import use_threads
+
+    recipe, inputs = corpus
+    native = load_recipe(recipe, inputs={"docs": str(inputs)})
+    assert use_threads(native)  # documents reader, normalize_text, length_filter, dedup
+    assert not use_threads(native, "processes")
+    # The JATS walk and the cleaning rules are Python: papers get processes.
+    papers = load_recipe("medc_k/pmc_oa")
+    assert not use_threads(papers)
+    assert use_threads(papers, "threads")
+
+
+def test_cli_executor_flag(corpus, tmp_path):
+    recipe, inputs = corpus
+    common = ["build", str(recipe), "--input", f"docs={inputs}", "--workers", "2"]
+    threads = run_cli(*common, "--output", str(tmp_path / "t"), "--executor", "threads")
+    assert threads.returncode == 0, threads.stderr
+    assert "with 2 worker threads" in threads.stderr
+    processes = run_cli(*common, "--output", str(tmp_path / "p"), "--executor", "processes")
+    assert "with 2 worker processes" in processes.stderr
+    data = [{k: v for k, v in digests(tmp_path / o).items() if k.startswith("data/")} for o in "tp"]
+    assert data[0] == data[1] and data[0]
+    bad = run_cli(*common, "--output", str(tmp_path / "x"), "--executor", "fibres")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

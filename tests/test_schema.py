@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pmc_data.schema import features_for, schema_for, with_hf_metadata
+from pmc_data.schema import (
+    derive_features,
+    features_for,
+    schema_for,
+    stored_features,
+    with_hf_metadata,
+)
 
 
 def test_medc_k_features():
@@ -43,3 +51,16 @@ def test_parquet_round_trip_keeps_features(tmp_path):
     loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "x.parquet"), split="train")
     assert loaded.features == features_for("medc_i")
     assert loaded[0]["messages"][1] == {"role": "assistant", "content": "A"}
+
+
+def test_stored_features_are_what_datasets_derives():
+    # Builds read the stored copy instead of importing datasets; a datasets upgrade that
+    # changes its output shows here (rewrite the file with `python -m pmc_data.schema`).
+    for name in ("medc_k", "medc_i"):
+        assert stored_features()[name] == json.loads(json.dumps(derive_features(name))), name
+
+
+def test_hf_metadata_of_an_unknown_schema_is_derived():
+    schema = pa.schema([("id", pa.string()), ("n", pa.int64())])
+    info = json.loads(with_hf_metadata(schema).metadata[b"huggingface"])
+    assert info["info"]["features"] == datasets.Features.from_arrow_schema(schema).to_dict()

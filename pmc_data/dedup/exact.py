@@ -59,6 +59,8 @@ class ExactDedup(GlobalStep):
 
     name = "exact_dedup"
     Args = ExactDedupArgs
+    # Arrow normalises; hashlib releases the GIL while hashing texts longer than 2 KiB.
+    threads = True
 
     def normalise(self, texts: pa.Array) -> pa.Array:
         """The compared form of each text, vectorised in Arrow."""

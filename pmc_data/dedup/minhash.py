@@ -153,6 +153,7 @@ class NearDedup(GlobalStep):
 
     name = "near_dedup"
     Args = NearDedupArgs
+    threads = True  # Arrow splits words, NumPy hashes them
 
     def __init__(self, args: MinHashArgs | None = None, schema: str = "medc_k") -> None:
         super().__init__(args, schema)

@@ -25,7 +25,9 @@ _MIX = np.array(  # odd multipliers for positions inside an n-gram / a band
     [(0x9E3779B97F4A7C15 + 2 * k * 0x632BE59BD9B4E019) % 2**64 | 1 for k in range(64)],
     dtype=np.uint64,
 )
-_SLICE = 1024  # documents hashed together: bounds the per-byte temporaries to a few MB
+#: Text bytes hashed together. The word hash keeps ~4 int64 temporaries per text byte
+#: (8 bytes each), so 512 KiB of text costs ~16 MiB at a time, whatever the unit size.
+_SLICE_BYTES = 512 << 10
 
 
 def fmix64(h: np.ndarray) -> np.ndarray:
@@ -94,14 +96,28 @@ def shingle_hashes(texts: pa.Array | pa.ChunkedArray, n: int) -> tuple[np.ndarra
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     parts, counts = [], []
-    for start in range(0, len(texts), _SLICE):
-        hashes, offsets = word_hashes(texts.slice(start, _SLICE))
+    for start, stop in _slices(texts, _SLICE_BYTES):
+        hashes, offsets = word_hashes(texts.slice(start, stop - start))
         shingles, per_doc = _ngrams(hashes, offsets, n)
         parts.append(shingles)
         counts.append(per_doc)
     counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)), offsets
+
+
+def _slices(texts: pa.Array, budget: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` row ranges of about ``budget`` text bytes each (at least one row)."""
+    sizes = pc.fill_null(pc.binary_length(texts), 0).to_numpy(zero_copy_only=False)
+    ends = np.cumsum(sizes, dtype=np.int64)
+    bounds, start = [], 0
+    while start < len(texts):
+        base = ends[start - 1] if start else 0
+        stop = int(np.searchsorted(ends, base + budget, side="right"))
+        stop = max(stop, start + 1)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
 
 
 def _ngrams(hashes: np.ndarray, offsets: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ class LengthFilter(Filter):
 
     name = "length_filter"
     Args = LengthFilterArgs
+    threads = True  # Arrow and NumPy
 
     def reasons(self, batch: pa.Table) -> pa.Array:
         args = self.args

@@ -117,6 +117,7 @@ class LicenseFilter(Filter):
 
     name = "license_filter"
     Args = LicenseFilterArgs
+    threads = True  # a dictionary lookup per row: light
 
     def __init__(self, args: LicenseFilterArgs | None = None, schema: str = "medc_k") -> None:
         super().__init__(args, schema)

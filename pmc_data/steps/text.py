@@ -59,6 +59,7 @@ class NormalizeText(TextTransform):
 
     name = "normalize_text"
     Args = NormalizeTextArgs
+    threads = True  # Arrow's regex and normalisation kernels
 
     def __init__(self, args: NormalizeTextArgs | None = None, schema: str = "medc_k") -> None:
         super().__init__(args, schema)
