@@ -154,14 +154,11 @@ def _start_pool(recipe: Recipe, workers: int, threads: bool = False) -> Executor
     return pool
 
 
-def _start_plotter(threads: bool) -> Executor:
-    """A worker for the report's plots, importing matplotlib while the main process runs
-    the global steps: a fresh process after worker processes, a thread after threads (a
-    process would add its own copy of the imports to the build's peak)."""
+def _start_plotter() -> ProcessPoolExecutor:
+    """One process for the report's plots, importing matplotlib while the main process runs
+    the global steps."""
     from pmc_data.report import load_plotting
 
-    if threads:
-        return ThreadPoolExecutor(1)
     plotter = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     plotter.submit(load_plotting)
     return plotter
@@ -210,16 +207,19 @@ def _global_drops(
     for index, (label, step) in enumerate(
         zip(pipeline.global_labels, pipeline.globals, strict=True)
     ):
-        frames = [
-            pl.read_parquet(folder / f"signatures-{index}.parquet")
-            .with_columns(_order=pl.lit(ordinal << ORDER_SHIFT, pl.Int64) + pl.col("_row"))
-            .drop("_row")
-            for ordinal, folder in enumerate(unit_dirs)
-        ]
+        dropped = drops["_order"].implode()
+        frames = []
+        for ordinal, folder in enumerate(unit_dirs):
+            frame = pl.read_parquet(folder / f"signatures-{index}.parquet").with_columns(
+                _order=pl.lit(ordinal << ORDER_SHIFT, pl.Int64) + pl.col("_row")
+            )
+            if len(drops):
+                # Rows earlier steps dropped, removed unit by unit (a copy of one unit's rows
+                # at a time, not of the whole table), by a filter that keeps the order.
+                frame = frame.filter(~pl.col("_order").is_in(dropped))
+            frames.append(frame.drop("_row"))
         signatures = pl.concat(frames) if frames else pl.DataFrame()
-        if len(drops) and len(signatures):
-            # A filter, not an anti-join: it keeps the input order (and copies nothing twice).
-            signatures = signatures.filter(~pl.col("_order").is_in(drops["_order"].implode()))
+        del frames
         decided = (
             step.decide(signatures) if len(signatures) else pl.DataFrame(schema=DECISION_SCHEMA)
         )
@@ -362,11 +362,13 @@ def _build(
     plotter = None
     if pool is not None:
         # Worker processes keep their imports, pipelines and allocator caches (~150-250 MiB
-        # each): gone before this process loads the global steps' tables. The plots get one
-        # fresh process that imports only the plotting code, warming up meanwhile.
+        # each): gone before this process loads the global steps' tables. After them the
+        # plots get one fresh process that imports only the plotting code, warming up
+        # meanwhile; after threads, a process would add its own imports to the peak.
         pool.shutdown()
-        plotter = _start_plotter(threads)
-        stack.callback(plotter.shutdown, cancel_futures=True)
+        if not threads:
+            plotter = _start_plotter()
+            stack.callback(plotter.shutdown, cancel_futures=True)
 
     unit_stats = [json.loads((f / "stats.json").read_text()) for f in unit_dirs]
     counts = _collect_counts(pipeline, unit_stats)
@@ -379,12 +381,11 @@ def _build(
     stats = assembly.measure()
     steps = step_table(counts, pipeline.labels, len(pipeline.readers))
     # The plots need only the counts: drawn by the plotting process while this one writes
-    # the data.
+    # the data, or here once the data are written (matplotlib's ~40 MiB on top of the
+    # writing's peak would be the build's peak).
     plots: Future | None = None
     if plotter is not None:
         plots = plotter.submit(write_plots, steps, stats, output / "report")
-    else:
-        write_plots(steps, stats, output / "report")
     final = output / WORK / "final"
     shutil.rmtree(final, ignore_errors=True)
     files, reject_rows = assembly.write(final)
@@ -393,6 +394,8 @@ def _build(
             (final / name).rename(output / name)
     if plots is not None:
         plots.result()
+    else:
+        write_plots(steps, stats, output / "report")
     (output / "report").mkdir(exist_ok=True)
     for name, table in tables.items():
         table.write_parquet(output / "report" / f"{name.replace(':', '-')}.parquet")

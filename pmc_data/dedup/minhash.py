@@ -199,17 +199,20 @@ class NearDedup(GlobalStep):
         pairs = candidate_pairs(
             docs.select(["_order"] + [f"band_{i}" for i in range(self.bands)]), self.bands
         )
-        orders = docs["_order"].to_numpy()
-        sigs = signature_matrix(docs["signature"], args.num_perm)
+        # Only documents in some candidate pair need their signature (and shingles): a matrix
+        # of those rows, not of the whole corpus. ``nodes`` are their orders, sorted.
+        nodes = np.unique(np.concatenate([pairs["a"].to_numpy(), pairs["b"].to_numpy()]))
+        rows = pl.Series(np.searchsorted(docs["_order"].to_numpy(), nodes))
+        sigs = signature_matrix(docs["signature"].gather(rows), args.num_perm)
         ia, ib = (
-            np.searchsorted(orders, pairs["a"].to_numpy()),
-            np.searchsorted(orders, pairs["b"].to_numpy()),
+            np.searchsorted(nodes, pairs["a"].to_numpy()),
+            np.searchsorted(nodes, pairs["b"].to_numpy()),
         )
         estimate = (sigs[ia] == sigs[ib]).mean(axis=1) if len(pairs) else np.zeros(0)
         keep = estimate >= args.threshold
         true = None
         if args.verify and keep.any():
-            sets = docs["shingle_set"].to_list()
+            sets = docs["shingle_set"].gather(rows).to_list()
             true = np.zeros(len(pairs))
             for i in np.flatnonzero(keep):
                 true[i] = jaccard(
@@ -245,8 +248,8 @@ class NearDedup(GlobalStep):
             kept_order=pl.col("_order").first().over("component"),
             kept_id=pl.col("id").first().over("component"),
         )
-        member_rows = np.searchsorted(orders, members["_order"].to_numpy())
-        kept_rows = np.searchsorted(orders, members["kept_order"].to_numpy())
+        member_rows = np.searchsorted(nodes, members["_order"].to_numpy())
+        kept_rows = np.searchsorted(nodes, members["kept_order"].to_numpy())
         members = members.with_columns(
             jaccard_estimate=pl.Series((sigs[member_rows] == sigs[kept_rows]).mean(axis=1)).round(
                 4
@@ -254,7 +257,7 @@ class NearDedup(GlobalStep):
             kept=pl.col("_order") == pl.col("kept_order"),
         )
         if args.verify:
-            sets = docs["shingle_set"].to_list()
+            sets = docs["shingle_set"].gather(rows).to_list()
             exact = [
                 jaccard(np.frombuffer(sets[m], np.uint64), np.frombuffer(sets[k], np.uint64))
                 for m, k in zip(member_rows, kept_rows, strict=True)
