@@ -14,9 +14,18 @@ import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 
+from pmc_data.dedup import shingles as shingles_module
 from pmc_data.dedup.exact import ExactDedup, ExactDedupArgs
 from pmc_data.dedup.minhash import NearDedup, NearDedupArgs, connected_components, lsh_parameters
-from pmc_data.dedup.shingles import jaccard, permutations, shingle_hashes, signatures
+from pmc_data.dedup.shingles import (
+    fmix64,
+    jaccard,
+    permutations,
+    shingle_hashes,
+    signatures,
+    word_hashes,
+    words,
+)
 from pmc_data.recipe import load_recipe
 from pmc_data.runner import BuildOptions, build
 from tests.conftest import make_documents, sentence, write_jsonl
@@ -62,6 +71,33 @@ def test_shingles_follow_the_normalised_words():
     )
     assert offsets.tolist() == [0, 3, 6, 6, 7, 7]
     assert hashes[0:3].tolist() == hashes[3:6].tolist()
+
+
+def test_word_hashes_equal_a_plain_python_hash_of_each_word(monkeypatch):
+    # The hash decides which documents are duplicates: it must not change between versions.
+    # Reference: Arrow's split into words, then sum(byte_j * P^j) mod 2^64 per word.
+    texts = pa.array(
+        ["Beta-blockers (e.g. atenolol)", "", None, "  lead\ttab\u00a0nbsp\vvt", "x",
+         "Éclampsie: 10⁹ cells/m² — α-β", "trail  ", "!!!", "adjacent", "words", "a" * 70]
+    )  # fmt: skip
+    prime, mask = 0x100000001B3, 2**64 - 1
+    expected, offsets = [], [0]
+    for pieces in words(texts).to_pylist():
+        for word in [w for w in pieces if w]:
+            data = word.encode()
+            h = sum(b * pow(prime, j, 2**64) for j, b in enumerate(data)) & mask
+            length_mix = (len(data) * int(shingles_module._MIX[63])) & mask
+            expected.append(h ^ length_mix)
+        offsets.append(len(expected))
+    want = fmix64(np.array(expected, dtype=np.uint64))
+    hashes, got_offsets = word_hashes(texts)
+    assert got_offsets.tolist() == offsets
+    assert hashes.tolist() == want.tolist()
+    # Cut into slices of a few bytes (every document its own slice): the same shingles.
+    whole = shingle_hashes(texts, 3)
+    monkeypatch.setattr(shingles_module, "_SLICE_BYTES", 8)
+    sliced = shingle_hashes(texts, 3)
+    assert whole[0].tolist() == sliced[0].tolist() and whole[1].tolist() == sliced[1].tolist()
 
 
 def test_signatures_equal_datasketch():

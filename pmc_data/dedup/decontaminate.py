@@ -156,6 +156,7 @@ class Decontaminate(GlobalStep):
 
     name = "decontaminate"
     Args = DecontaminateArgs
+    threads = True  # NumPy hashes and looks up the n-grams; Python touches only the hits
     input_args = ("benchmarks",)
     accepts_hub_ids = True
 

@@ -50,42 +50,81 @@ def fmix32(h: np.ndarray) -> np.ndarray:
         return h ^ (h >> np.uint32(16))
 
 
-def words(texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
-    """Normalised words: lower-cased, punctuation split off, whitespace-separated."""
+def spaced(texts: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
+    """Texts lower-cased, with every run of characters that are neither letters, digits nor
+    ASCII whitespace (RE2's ``\\s``) made one space: words are what whitespace separates."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    texts = pc.fill_null(texts.cast(pa.string()), "")
-    spaced = pc.replace_substring_regex(pc.utf8_lower(texts), _NOT_WORD, " ")
-    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced))
+    texts = pc.fill_null(texts.cast(pa.large_string()), "")
+    return pc.replace_substring_regex(pc.utf8_lower(texts), _NOT_WORD, " ")
+
+
+def words(texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """Normalised words: lower-cased, punctuation split off, whitespace-separated."""
+    return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced(texts)))
+
+
+#: The bytes that separate words in :func:`spaced` text: ASCII whitespace.
+_SEPARATOR = np.zeros(256, dtype=bool)
+_SEPARATOR[[9, 10, 11, 12, 13, 32]] = True
+_P_INVERSE = np.uint64(pow(int(_P), -1, 2**64))
+_POWERS_KEPT = 1 << 20  # powers of up to 1 Mi positions kept between calls (16 MiB)
+_powers: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``P**j`` and ``P**-j`` (mod 2^64) for ``j < size``."""
+    global _powers
+    if _powers is not None and len(_powers[0]) >= size:
+        return _powers[0][:size], _powers[1][:size]
+    length = max(size, min(_POWERS_KEPT, 1 << max(size - 1, 1).bit_length()))
+    with np.errstate(over="ignore"):
+        tables = tuple(
+            np.cumprod(np.concatenate([[np.uint64(1)], np.full(length - 1, base)]))
+            for base in (_P, _P_INVERSE)
+        )
+    if length <= _POWERS_KEPT:
+        _powers = tables  # one assignment: threads see the old tables or the new ones
+    return tables[0][:size], tables[1][:size]
 
 
 def word_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """A 64-bit hash per normalised word, and each document's ``[start, end)`` word offsets."""
-    lists = words(texts)
-    docs = len(lists)
-    list_offsets = np.asarray(lists.offsets, dtype=np.int64)
-    large = lists.flatten().cast(pa.large_string())
-    _, offset_buffer, data_buffer = large.buffers()
-    starts = np.frombuffer(offset_buffer, dtype=np.int64)[
-        large.offset : large.offset + len(large) + 1
-    ]
-    lengths = np.diff(starts)
-    # An empty or all-punctuation text splits into one empty "word": not a word.
-    real = lengths > 0
-    owner = np.repeat(np.arange(docs), np.diff(list_offsets))
-    counts = np.bincount(owner[real], minlength=docs)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    if not real.any():
-        return np.zeros(0, dtype=np.uint64), offsets
-    data = np.frombuffer(data_buffer, dtype=np.uint8)[starts[0] : starts[-1]].astype(np.uint64)
-    starts, lengths = starts[:-1][real] - starts[0], lengths[real]
-    # Polynomial hash: byte j of a word weighs P^(j - word start); sums wrap mod 2^64.
-    position = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
+    """A 64-bit hash per normalised word, and each document's ``[start, end)`` word offsets.
+
+    The words are those of :func:`words`, found in NumPy on the spaced text's bytes (Arrow's
+    split into a list of strings cost more than the hashing).
+    """
+    text = spaced(texts)
+    docs = len(text)
+    _, offset_buffer, data_buffer = text.buffers()
+    bounds = np.frombuffer(offset_buffer, dtype=np.int64)[text.offset : text.offset + docs + 1]
+    first, size = int(bounds[0]), int(bounds[-1] - bounds[0])
+    if not size:
+        return np.zeros(0, dtype=np.uint64), np.zeros(docs + 1, dtype=np.int64)
+    bounds = bounds - first
+    raw = np.frombuffer(data_buffer, dtype=np.uint8, count=size, offset=first)
+    in_word = ~_SEPARATOR[raw]
+    # A word starts at a word byte after a separator or at a document's first byte, and
+    # ends at a word byte before a separator or at a document's last byte.
+    opens, closes = in_word.copy(), in_word.copy()
+    opens[1:] &= ~in_word[:-1]
+    closes[:-1] &= ~in_word[1:]
+    firsts, lasts = bounds[:-1][bounds[:-1] < size], bounds[1:][bounds[1:] > 0] - 1
+    opens[firsts], closes[lasts] = in_word[firsts], in_word[lasts]
+    starts, ends = np.flatnonzero(opens), np.flatnonzero(closes) + 1
+    counts = np.bincount(np.searchsorted(bounds, starts, side="right") - 1, minlength=docs)
+    offsets = np.concatenate([[0], np.cumsum(counts[:docs])]).astype(np.int64)
+    # Polynomial hash: byte j of a word weighs P^(j - word start), sums wrap mod 2^64. From
+    # one running sum of byte * P^j over the text: (sum to end - sum to start) * P^-start.
+    powers, inverses = _power_tables(size)
+    running = raw.astype(np.uint64)
     with np.errstate(over="ignore"):
-        ones = np.ones(1, dtype=np.uint64)
-        powers = np.cumprod(np.concatenate([ones, np.full(int(lengths.max()) - 1, _P)]))
-        sums = np.add.reduceat(data * powers[position], starts)
-        return fmix64(sums ^ (lengths.astype(np.uint64) * _MIX[63])), offsets
+        np.multiply(running, powers, out=running)
+        np.cumsum(running, out=running)
+        before = np.where(starts > 0, running[starts - 1], np.uint64(0))
+        sums = (running[ends - 1] - before) * inverses[starts]
+        lengths = (ends - starts).astype(np.uint64)
+        return fmix64(sums ^ (lengths * _MIX[63])), offsets
 
 
 def shingle_hashes(texts: pa.Array | pa.ChunkedArray, n: int) -> tuple[np.ndarray, np.ndarray]:
