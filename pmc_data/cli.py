@@ -1,6 +1,7 @@
 """The ``pmc-data`` command line.
 
     pmc-data build RECIPE --input NAME=PATH ... --output DIR [--set a.b=value] [--workers N]
+                   [--executor auto|processes|threads]
     pmc-data validate RECIPE [--input NAME=PATH ...] [--set a.b=value]
     pmc-data recipes
     pmc-data inspect DIR
