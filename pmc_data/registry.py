@@ -322,9 +322,7 @@ class Reader:
     Args: ClassVar[type[StepArgs]] = StepArgs
     #: As for steps: arguments naming other recipe inputs (a file list, a sidecar CSV).
     input_args: ClassVar[tuple[str, ...]] = ()
-    #: Spends its time on a unit in native code that releases the GIL (Arrow, polars, numpy),
-    #: or little time at all. When every reader and step of a build says so, its units run
-    #: in threads of one process (one copy of the imports) instead of worker processes.
+    #: As for steps: runs well in a worker thread (see ``Step.threads``).
     threads: ClassVar[bool] = False
 
     def __init__(self, args: StepArgs | None, schema: str, input_name: str) -> None:

@@ -15,8 +15,8 @@ Phases, each resumable:
    compressed files, line-aligned byte ranges of plain ones, Parquet row groups).
 2. **Units.** Each unit is read and run through the document steps in a worker (a process,
    or a thread when every reader and step spends its time in native code: see
-   :func:`use_threads`); its kept rows
-   (Arrow IPC), rejects, per-step counts and the global steps' signatures go to
+   :func:`use_threads`); its kept rows (Arrow IPC), rejects, per-step counts and the global
+   steps' signatures go to
    ``DIR/.work/units/<key>/``, renamed into place when complete. A restarted build skips
    units that are there.
 3. **Global steps** decide on the signature tables alone which rows to drop.
@@ -355,9 +355,10 @@ def _build(
     if resumed:
         log.info("resuming: %d of %d units already done", resumed, len(planned))
     threads = isinstance(pool, ThreadPoolExecutor)
-    workers = "in this process" if pool is None else f"with {options.workers} worker "
-    workers += ("threads" if threads else "processes") if pool is not None else ""
-    log.info("processing %d units %s", len(tasks), workers)
+    where = "in this process"
+    if pool is not None:
+        where = f"with {options.workers} worker {'threads' if threads else 'processes'}"
+    log.info("processing %d units %s", len(tasks), where)
     _run_units(pipeline, tasks, pool, options.progress)
     plotter = None
     if pool is not None:

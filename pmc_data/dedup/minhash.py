@@ -153,7 +153,7 @@ class NearDedup(GlobalStep):
 
     name = "near_dedup"
     Args = NearDedupArgs
-    threads = True  # Arrow splits words, NumPy hashes them
+    threads = True  # Arrow lower-cases and spaces the text, NumPy finds and hashes the words
 
     def __init__(self, args: MinHashArgs | None = None, schema: str = "medc_k") -> None:
         super().__init__(args, schema)
@@ -211,8 +211,9 @@ class NearDedup(GlobalStep):
         estimate = (sigs[ia] == sigs[ib]).mean(axis=1) if len(pairs) else np.zeros(0)
         keep = estimate >= args.threshold
         true = None
-        if args.verify and keep.any():
-            sets = docs["shingle_set"].gather(rows).to_list()
+        # The candidate documents' shingle sets, read once for both Jaccard checks below.
+        sets = docs["shingle_set"].gather(rows).to_list() if args.verify and keep.any() else []
+        if sets:
             true = np.zeros(len(pairs))
             for i in np.flatnonzero(keep):
                 true[i] = jaccard(
@@ -257,7 +258,6 @@ class NearDedup(GlobalStep):
             kept=pl.col("_order") == pl.col("kept_order"),
         )
         if args.verify:
-            sets = docs["shingle_set"].gather(rows).to_list()
             exact = [
                 jaccard(np.frombuffer(sets[m], np.uint64), np.frombuffer(sets[k], np.uint64))
                 for m, k in zip(member_rows, kept_rows, strict=True)

@@ -25,8 +25,8 @@ _MIX = np.array(  # odd multipliers for positions inside an n-gram / a band
     [(0x9E3779B97F4A7C15 + 2 * k * 0x632BE59BD9B4E019) % 2**64 | 1 for k in range(64)],
     dtype=np.uint64,
 )
-#: Text bytes hashed together. The word hash keeps ~4 int64 temporaries per text byte
-#: (8 bytes each), so 512 KiB of text costs ~16 MiB at a time, whatever the unit size.
+#: Text bytes hashed together. The word hash keeps one 8-byte running sum and a few byte
+#: masks per text byte, so 512 KiB of text costs ~6 MiB at a time, whatever the unit size.
 _SLICE_BYTES = 512 << 10
 
 
