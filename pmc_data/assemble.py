@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pmc_data import allocators
 from pmc_data.recipe import Recipe, parse_size
 from pmc_data.registry import REJECT_SCHEMA, Dropped
 from pmc_data.report import MEASURES, CorpusStats
@@ -84,7 +85,7 @@ class Assembly:
             which = split_of(rows.column("id").to_pylist(), self.settings.splits)[mask]
             yield ordinal, folder, rows, mask, which, measures
             # as in the workers: a unit's freed Arrow pages are not kept for the next one
-            pa.default_memory_pool().release_unused()
+            allocators.release()
 
     def measure(self) -> dict[str, CorpusStats]:
         """Pass 1: rows, bytes and statistics per split (reads no text)."""

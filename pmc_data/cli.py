@@ -159,6 +159,7 @@ def _build(args) -> int:
     from pmc_data.recipe import load_recipe, parse_size
     from pmc_data.runner import BuildOptions, build
 
+    allocators.pyarrow_without_pandas()  # a build process never needs pandas (45 MiB)
     recipe = load_recipe(
         args.recipe, args.overrides, _pairs(args.input, "--input"), require_inputs=True
     )

@@ -265,8 +265,10 @@ class GlobalStep(Step):
 
     :meth:`signatures` runs per batch in the worker pool and returns one row per input row;
     :meth:`decide` gets every live row's signature plus an ``_order`` column (the row's place
-    in the corpus, which also breaks ties) and returns the rows to drop as a frame with
-    :data:`DECISION_SCHEMA` columns.
+    in the corpus, which also breaks ties), in input order, as a lazy frame over the units'
+    tables - collect only the columns and rows needed, since this table is the largest the
+    build holds - and returns the rows to drop as a frame with :data:`DECISION_SCHEMA`
+    columns. A ``DataFrame`` is accepted too (``.lazy()`` turns either into a lazy frame).
     """
 
     kind = "global"
@@ -274,7 +276,7 @@ class GlobalStep(Step):
     def signatures(self, batch: pa.Table) -> pa.Table:
         raise NotImplementedError
 
-    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
+    def decide(self, signatures: pl.LazyFrame) -> pl.DataFrame:
         raise NotImplementedError
 
     def report(self) -> dict:

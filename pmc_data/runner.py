@@ -52,12 +52,21 @@ from typing import Literal
 import polars as pl
 from tqdm import tqdm
 
+from pmc_data import allocators
 from pmc_data.assemble import ORDER_SHIFT, Assembly
 from pmc_data.errors import BuildError
 from pmc_data.recipe import Recipe, fingerprint
 from pmc_data.registry import DECISION_SCHEMA, Unit, merge_reports, referenced_inputs
 from pmc_data.sources.files import describe_path
-from pmc_data.units import Pipeline, count, init_worker, process_unit, unit_key, work_unit
+from pmc_data.units import (
+    Pipeline,
+    count,
+    init_worker,
+    init_worker_process,
+    process_unit,
+    unit_key,
+    work_unit,
+)
 
 log = logging.getLogger("pmc_data")
 
@@ -146,7 +155,7 @@ def _start_pool(recipe: Recipe, workers: int, threads: bool = False) -> Executor
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_worker,
+        initializer=init_worker_process,
         initargs=(recipe,),
     )
     for _ in range(workers):
@@ -199,6 +208,23 @@ def _run_units(
     bar.close()
 
 
+def _signature_scan(unit_dirs: list[Path], index: int, dropped: pl.Series) -> pl.LazyFrame:
+    """The live rows of every unit's signature table for global step ``index``, in input
+    order, with their ``_order``: lazily, so that a step reads only the columns (and, by
+    filtering, the rows) it asks for."""
+    frames = [
+        pl.scan_parquet(folder / f"signatures-{index}.parquet")
+        .with_columns(_order=pl.lit(ordinal << ORDER_SHIFT, pl.Int64) + pl.col("_row"))
+        .drop("_row")
+        for ordinal, folder in enumerate(unit_dirs)
+    ]
+    signatures = pl.concat(frames) if frames else pl.LazyFrame()
+    if len(dropped):
+        # Rows earlier steps dropped, filtered as each unit is read.
+        signatures = signatures.filter(~pl.col("_order").is_in(dropped.implode()))
+    return signatures
+
+
 def _global_drops(
     pipeline: Pipeline, unit_dirs: list[Path], counts: dict, reports: dict, tables: dict
 ) -> pl.DataFrame:
@@ -207,26 +233,11 @@ def _global_drops(
     for index, (label, step) in enumerate(
         zip(pipeline.global_labels, pipeline.globals, strict=True)
     ):
-        dropped = drops["_order"].implode()
-        frames = []
-        for ordinal, folder in enumerate(unit_dirs):
-            frame = pl.read_parquet(folder / f"signatures-{index}.parquet").with_columns(
-                _order=pl.lit(ordinal << ORDER_SHIFT, pl.Int64) + pl.col("_row")
-            )
-            if len(drops):
-                # Rows earlier steps dropped, removed unit by unit (a copy of one unit's rows
-                # at a time, not of the whole table), by a filter that keeps the order.
-                frame = frame.filter(~pl.col("_order").is_in(dropped))
-            frames.append(frame.drop("_row"))
-        signatures = pl.concat(frames) if frames else pl.DataFrame()
-        del frames
-        decided = (
-            step.decide(signatures) if len(signatures) else pl.DataFrame(schema=DECISION_SCHEMA)
-        )
+        signatures = _signature_scan(unit_dirs, index, drops["_order"])
+        rows = signatures.select(pl.len()).collect().item() if unit_dirs else 0
+        decided = step.decide(signatures) if rows else pl.DataFrame(schema=DECISION_SCHEMA)
         decided = decided.select(list(DECISION_SCHEMA)).cast(DECISION_SCHEMA)
-        counts[label] = count(
-            len(signatures), len(signatures) - len(decided), decided["reason"].to_list()
-        )
+        counts[label] = count(rows, rows - len(decided), decided["reason"].to_list())
         drops = pl.concat([drops, decided.with_columns(step=pl.lit(label))])
         reports[label] = step.report()
         for name, table in step.tables().items():
@@ -377,6 +388,7 @@ def _build(
     reports: dict[str, dict] = {}
     tables: dict[str, pl.DataFrame] = {}
     drops = _global_drops(pipeline, unit_dirs, counts, reports, tables)
+    allocators.release()
     log.info("writing data files")
     assembly = Assembly(recipe, pipeline, unit_dirs, drops)
     stats = assembly.measure()
@@ -396,6 +408,7 @@ def _build(
     if plots is not None:
         plots.result()
     else:
+        allocators.release()  # the plots' imports come on top of what the writing left
         write_plots(steps, stats, output / "report")
     (output / "report").mkdir(exist_ok=True)
     for name, table in tables.items():

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pmc_data import allocators
 from pmc_data.recipe import Recipe
 from pmc_data.registry import REJECT_SCHEMA, UNREADABLE, Dropped, Reader, ReadResult, Unit
 from pmc_data.report import MEASURES, measure
@@ -78,6 +79,12 @@ _WORKER = threading.local()
 def init_worker(recipe: Recipe) -> None:
     """Pool initializer, in a worker process or a worker thread."""
     _WORKER.pipeline = Pipeline.from_recipe(recipe)
+
+
+def init_worker_process(recipe: Recipe) -> None:
+    """Pool initializer of a worker process: a process of ours, which never needs pandas."""
+    allocators.pyarrow_without_pandas()
+    init_worker(recipe)
 
 
 def reject_rows(label: str, dropped: Dropped, schema: str) -> pa.Table:
@@ -193,7 +200,7 @@ def process_unit(pipeline: Pipeline, reader_index: int, unit: Unit, target: Path
     (scratch / "stats.json").write_text(json.dumps(stats))
     # Arrow's allocator keeps freed pages for reuse; a unit's peak would otherwise stay
     # resident in every worker for the rest of the build (~50 MiB each).
-    pa.default_memory_pool().release_unused()
+    allocators.release()
     # The rename is the commit point: a unit folder either exists whole or not at all.
     scratch.rename(target)
     return stats

@@ -55,7 +55,7 @@ class DedupAgainst(NearDedup):
                 frames.append(pl.from_arrow(self.signatures(table)))
         return pl.concat(frames) if frames else pl.DataFrame()
 
-    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
+    def decide(self, signatures: pl.LazyFrame) -> pl.DataFrame:
         reference = self.reference_signatures()
         self._report = {
             "reference_documents": len(reference),
@@ -64,10 +64,10 @@ class DedupAgainst(NearDedup):
             "rows": self.rows,
             "matched": 0,
         }
-        if not len(reference) or not len(signatures):
+        new = signatures.lazy().filter(pl.col("shingles") > 0).collect()
+        if not len(reference) or not len(new):
             return pl.DataFrame(schema=DECISION_SCHEMA)
         band_columns = [f"band_{i}" for i in range(self.bands)]
-        new = signatures.filter(pl.col("shingles") > 0)
         old = reference.filter(pl.col("shingles") > 0).with_row_index("_ref")
         long_new = new.unpivot(
             index="_order", on=band_columns, variable_name="band", value_name="hash"

@@ -188,9 +188,9 @@ class Decontaminate(GlobalStep):
             }
         )
 
-    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
+    def decide(self, signatures: pl.LazyFrame) -> pl.DataFrame:
         index = self.index()
-        found = signatures.filter(pl.col("matches").is_not_null())
+        found = signatures.lazy().filter(pl.col("matches").is_not_null()).collect()
         rows = []
         for order, doc_id, source, matches in found.select(
             "_order", "id", "source", "matches"

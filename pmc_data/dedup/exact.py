@@ -88,10 +88,10 @@ class ExactDedup(GlobalStep):
             }
         )
 
-    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
+    def decide(self, signatures: pl.LazyFrame) -> pl.DataFrame:
         # Only texts that occur more than once need a survivor: sorting those few, not the
         # whole corpus, keeps time and memory to the duplicates.
-        repeated = signatures.filter(pl.col("hash").is_duplicated())
+        repeated = signatures.lazy().filter(pl.col("hash").is_duplicated()).collect()
         ordered = survivor_order(repeated, self.args)
         ranked = ordered.with_columns(
             kept_id=pl.col("id").first().over("hash"),

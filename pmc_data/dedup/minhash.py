@@ -187,23 +187,33 @@ class NearDedup(GlobalStep):
             columns["shingle_set"] = pa.array(sets, pa.large_binary())
         return pa.table(columns)
 
-    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
+    def decide(self, signatures: pl.LazyFrame) -> pl.DataFrame:
         args = self.args
-        # The runner hands the table over in input order; copies of the largest table of the
-        # build are made only when something needs changing.
-        docs = signatures
+        signatures = signatures.lazy()
+        band_columns = [f"band_{i}" for i in range(self.bands)]
+        # The band hashes of every document first; the signatures and survivor fields only
+        # of the documents in some candidate pair, read after: the build's largest table is
+        # never whole in memory.
+        docs = signatures.select("_order", "shingles", *band_columns).collect()
+        documents = len(docs)
         if (docs["shingles"] == 0).any():
             docs = docs.filter(pl.col("shingles") > 0)
+        with_shingles = len(docs)
         if not docs["_order"].is_sorted():
             docs = docs.sort("_order")
-        pairs = candidate_pairs(
-            docs.select(["_order"] + [f"band_{i}" for i in range(self.bands)]), self.bands
-        )
-        # Only documents in some candidate pair need their signature (and shingles): a matrix
-        # of those rows, not of the whole corpus. ``nodes`` are their orders, sorted.
+        pairs = candidate_pairs(docs.drop("shingles"), self.bands)
+        del docs
+        # ``nodes`` are the candidates' orders, sorted; ``candidates`` their rows, in order.
         nodes = np.unique(np.concatenate([pairs["a"].to_numpy(), pairs["b"].to_numpy()]))
-        rows = pl.Series(np.searchsorted(docs["_order"].to_numpy(), nodes))
-        sigs = signature_matrix(docs["signature"].gather(rows), args.num_perm)
+        fields = ["_order", "signature", "id", "license", "source", "length"]
+        candidates = (
+            signatures.filter(pl.col("_order").is_in(pl.Series(nodes).implode()))
+            .select(fields + (["shingle_set"] if args.verify else []))
+            .collect()
+        )
+        if not candidates["_order"].is_sorted():
+            candidates = candidates.sort("_order")
+        sigs = signature_matrix(candidates["signature"], args.num_perm)
         ia, ib = (
             np.searchsorted(nodes, pairs["a"].to_numpy()),
             np.searchsorted(nodes, pairs["b"].to_numpy()),
@@ -212,7 +222,7 @@ class NearDedup(GlobalStep):
         keep = estimate >= args.threshold
         true = None
         # The candidate documents' shingle sets, read once for both Jaccard checks below.
-        sets = docs["shingle_set"].gather(rows).to_list() if args.verify and keep.any() else []
+        sets = candidates["shingle_set"].to_list() if args.verify and keep.any() else []
         if sets:
             true = np.zeros(len(pairs))
             for i in np.flatnonzero(keep):
@@ -227,8 +237,8 @@ class NearDedup(GlobalStep):
             "bands": self.bands,
             "rows": self.rows,
             "verify": args.verify,
-            "documents": len(signatures),
-            "documents_without_shingles": len(signatures) - len(docs),
+            "documents": documents,
+            "documents_without_shingles": documents - with_shingles,
             "candidate_pairs": len(pairs),
             "pairs_above_estimate": int((estimate >= args.threshold).sum()),
             "pairs_kept": int(keep.sum()),
@@ -238,7 +248,7 @@ class NearDedup(GlobalStep):
             return pl.DataFrame(schema=DECISION_SCHEMA)
         components = connected_components(pairs["a"].to_numpy()[keep], pairs["b"].to_numpy()[keep])
         members = survivor_order(
-            docs.select("_order", "id", "license", "source", "length").join(
+            candidates.select("_order", "id", "license", "source", "length").join(
                 components, left_on="_order", right_on="node"
             ),
             args,

@@ -199,10 +199,15 @@ class PubmedVersions(GlobalStep):
 
         return pa.table({"id": batch.column("id"), "source": batch.column("source")})
 
-    def decide(self, signatures: pl.DataFrame) -> pl.DataFrame:
-        frame = signatures.sort("_order").with_columns(
-            pmid=pl.col("id").str.replace(r"^[^:]*:", ""),
-            marker=pl.col("source") == DELETION,
+    def decide(self, signatures: pl.LazyFrame) -> pl.DataFrame:
+        frame = (
+            signatures.lazy()
+            .sort("_order")
+            .collect()
+            .with_columns(
+                pmid=pl.col("id").str.replace(r"^[^:]*:", ""),
+                marker=pl.col("source") == DELETION,
+            )
         )
         last = frame.group_by("pmid").agg(pl.col("_order").max().alias("last"))
         frame = frame.join(last, on="pmid")
