@@ -42,13 +42,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pmc_data import __version__
 from pmc_data.errors import RecipeError
 from pmc_data.registry import (
-    READERS,
-    STEPS,
     GlobalStep,
     Reader,
     Step,
-    load_builtins,
+    reader_class,
+    reader_names,
     referenced_inputs,
+    step_class,
+    step_names,
 )
 from pmc_data.schema import SCHEMAS
 
@@ -329,18 +330,18 @@ def _one_line(exc: ValidationError, model: type[BaseModel], prefix: str) -> tupl
 def _spec(raw: Any, family: str, position: int, file: str, inputs: dict) -> StepSpec:
     """Validate one ``read`` or ``steps`` entry into a :class:`StepSpec`."""
     label = f"{family}[{position}]"
-    registry = READERS if family == "read" else STEPS
+    names, lookup = (reader_names, reader_class) if family == "read" else (step_names, step_class)
     kind_key = "reader" if family == "read" else "step"
     if not isinstance(raw, dict) or kind_key not in raw:
         raise RecipeError(file, label, f"each entry is a mapping with a '{kind_key}' key")
     args = dict(raw)
     name = args.pop(kind_key)
-    if name not in registry:
-        allowed = ", ".join(sorted(registry))
+    if name not in names():
+        allowed = ", ".join(names())
         raise RecipeError(
             file, f"{label}.{kind_key}", f"unknown {kind_key} {name!r}; allowed: {allowed}"
         )
-    cls = registry[name]
+    cls = lookup(name)
     input_name = None
     if family == "read":
         input_name = args.pop("input", None)
@@ -371,7 +372,6 @@ def load_recipe(
     ``inputs`` maps input names to paths (``--input NAME=PATH``). With ``require_inputs``
     every required input must be given and exist.
     """
-    load_builtins()
     path = find_recipe(str(ref))
     file = _display(path)
     try:

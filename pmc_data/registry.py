@@ -63,28 +63,42 @@ UNREADABLE = frozenset({
 #: Columns a global step's ``decide`` returns: which row (``_order``) to drop, and why.
 DECISION_SCHEMA = {"_order": pl.Int64, "reason": pl.String, "detail": pl.String}
 
-#: Modules whose import registers the built-in steps and readers. Later families add theirs.
-BUILTIN_MODULES = (
-    "pmc_data.sources.documents",
-    "pmc_data.sources.pmc",
-    "pmc_data.sources.s2orc",
-    "pmc_data.sources.pubmed",
-    "pmc_data.sources.qa",
-    "pmc_data.sources.umls",
-    "pmc_data.sources.books",
-    "pmc_data.sources.dialogues",
-    "pmc_data.steps.text",
-    "pmc_data.steps.filters",
-    "pmc_data.steps.papers",
-    "pmc_data.steps.quality",
-    "pmc_data.steps.books",
-    "pmc_data.synth.rationale",
-    "pmc_data.synth.conversation",
-    "pmc_data.dedup.exact",
-    "pmc_data.dedup.minhash",
-    "pmc_data.dedup.against",
-    "pmc_data.dedup.decontaminate",
-)
+#: Where each built-in reader and step is defined. A module is imported (which registers its
+#: classes) when a recipe first names one of them, so a build loads only the code it runs.
+BUILTIN_READERS = {
+    "documents": "pmc_data.sources.documents",
+    "jsonl": "pmc_data.sources.documents",
+    "parquet": "pmc_data.sources.documents",
+    "dataset_folder": "pmc_data.sources.documents",
+    "hf_dataset": "pmc_data.sources.documents",
+    "pmc_oa": "pmc_data.sources.pmc",
+    "s2orc": "pmc_data.sources.s2orc",
+    "pubmed": "pmc_data.sources.pubmed",
+    "qa_extractive": "pmc_data.sources.qa",
+    "umls_kg": "pmc_data.sources.umls",
+    "pdf_books": "pmc_data.sources.books",
+    "dialogues": "pmc_data.sources.dialogues",
+}
+BUILTIN_STEPS = {
+    "pubmed_versions": "pmc_data.sources.pubmed",
+    "normalize_text": "pmc_data.steps.text",
+    "length_filter": "pmc_data.steps.filters",
+    "clean_paper_text": "pmc_data.steps.papers",
+    "license_filter": "pmc_data.steps.papers",
+    "quality_filter": "pmc_data.steps.quality",
+    "book_chapters": "pmc_data.steps.books",
+    "book_furniture": "pmc_data.steps.books",
+    "book_matter": "pmc_data.steps.books",
+    "clean_book_text": "pmc_data.steps.books",
+    "llm_rationale": "pmc_data.synth.rationale",
+    "mask_phi": "pmc_data.synth.conversation",
+    "paraphrase_instructions": "pmc_data.synth.conversation",
+    "exact_dedup": "pmc_data.dedup.exact",
+    "near_dedup": "pmc_data.dedup.minhash",
+    "dedup_against": "pmc_data.dedup.against",
+    "decontaminate": "pmc_data.dedup.decontaminate",
+}
+BUILTIN_MODULES = tuple(dict.fromkeys([*BUILTIN_READERS.values(), *BUILTIN_STEPS.values()]))
 
 
 def decisions(orders, reason: str, details: list[dict]) -> pl.DataFrame:
@@ -371,16 +385,30 @@ def register_reader(cls: type[Reader]) -> type[Reader]:
 
 
 def load_builtins() -> None:
-    """Import the modules that register the built-in steps and readers (idempotent)."""
+    """Import every module that registers built-in steps and readers (idempotent)."""
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
 
 
+def step_names() -> list[str]:
+    """Every step a recipe can name: the built-in ones and any registered since."""
+    return sorted(set(BUILTIN_STEPS) | set(STEPS))
+
+
+def reader_names() -> list[str]:
+    """Every reader a recipe can name: the built-in ones and any registered since."""
+    return sorted(set(BUILTIN_READERS) | set(READERS))
+
+
 def step_class(name: str) -> type[Step]:
-    load_builtins()
+    """The step registered as ``name``, importing its built-in module on first use."""
+    if name not in STEPS and name in BUILTIN_STEPS:
+        importlib.import_module(BUILTIN_STEPS[name])
     return STEPS[name]
 
 
 def reader_class(name: str) -> type[Reader]:
-    load_builtins()
+    """The reader registered as ``name``, importing its built-in module on first use."""
+    if name not in READERS and name in BUILTIN_READERS:
+        importlib.import_module(BUILTIN_READERS[name])
     return READERS[name]

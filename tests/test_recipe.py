@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pmc_data.errors import RecipeError
 from pmc_data.recipe import find_recipe, fingerprint, load_recipe, parse_size
-from pmc_data.registry import STEPS, load_builtins
-from tests.conftest import DEMO_INPUTS, run_cli
+from pmc_data.registry import (
+    BUILTIN_READERS,
+    BUILTIN_STEPS,
+    READERS,
+    STEPS,
+    load_builtins,
+    step_names,
+)
+from tests.conftest import DEMO_INPUTS, ROOT, run_cli
 
-load_builtins()
-#: The error lists every registered step; later families add theirs.
-ALL_STEPS = ", ".join(sorted(STEPS))
+#: The error lists every step, built in or registered.
+ALL_STEPS = ", ".join(step_names())
+
+
+def test_builtin_tables_name_what_each_module_registers():
+    load_builtins()
+    ours = {n: c.__module__ for n, c in STEPS.items() if c.__module__.startswith("pmc_data.")}
+    assert ours == BUILTIN_STEPS
+    ours = {n: c.__module__ for n, c in READERS.items() if c.__module__.startswith("pmc_data.")}
+    assert ours == BUILTIN_READERS
+
+
+def test_a_recipe_imports_only_the_modules_it_names():
+    code = (
+        "import sys; from pmc_data.recipe import load_recipe; load_recipe('dedup'); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('pmc_data.'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert {"pmc_data.sources.documents", "pmc_data.dedup.minhash"} <= loaded
+    assert not loaded & {"pmc_data.synth.rationale", "pmc_data.sources.pmc", "pmc_data.steps.books"}
+
 
 GOOD = """
 name: tiny
