@@ -227,6 +227,33 @@ def test_clean_paper_text_keeps_real_content():
     )
 
 
+def test_line_by_line_substitution_equals_the_whole_text_one():
+    """The URL, e-mail and spacing patterns run only on lines that can hold a match; on
+    random texts made of their building blocks, the result equals the plain ``sub``."""
+    import random
+
+    from pmc_data import tidy as t
+    from pmc_data.steps import papers as p
+
+    cases = [
+        (p._URL, "", p._may_hold_url),
+        (p._EMAIL, "", p._may_hold_email),
+        (t._SPACE_BEFORE_PUNCT, r"\1", t._spaced_punctuation),
+        (t._SPACES, " ", t._spaces),
+    ]
+    pieces = ["a", "Zz", "w", "WWW.", "www.", "http://", "HTTPS://", "ftp://", "://", "x.org/",
+              "@", "me@", "b.c", "-", "+", "_", ".", ",", ";", ":", " ", "  ", "\t", "\n",
+              "\n\n", "(", ")", "[", "]", "1", "é"]  # fmt: skip
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        for pattern, repl, wanted in cases:
+            assert t.sub_by_line(pattern, repl, text, wanted) == pattern.sub(repl, text), (
+                pattern.pattern,
+                text,
+            )
+
+
 # --- the reader on archives and hostile input ------------------------------------------
 
 

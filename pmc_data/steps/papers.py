@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pmc_data.licenses import POLICIES, allowed
 from pmc_data.registry import Filter, StepArgs, TextTransform, register_step
-from pmc_data.tidy import tidy
+from pmc_data.tidy import sub_by_line, tidy
 
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]", re.IGNORECASE)
 _DOI_LINE = re.compile(r"^\s*DOI:\s*$", re.IGNORECASE | re.MULTILINE)
@@ -69,6 +69,14 @@ def _drop_figure_mention(match: re.Match) -> str:
 _BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
 
 
+def _may_hold_url(line: str) -> bool:
+    return "://" in line or "www." in line.lower()
+
+
+def _may_hold_email(line: str) -> bool:
+    return "@" in line
+
+
 class CleanPaperTextArgs(StepArgs):
     #: Join words hyphenated across line ends (text extracted from PDFs).
     dehyphenate: bool = True
@@ -92,10 +100,12 @@ class CleanPaperText(TextTransform):
         # Each pattern runs only where its text can occur: most documents lack most of them.
         if args.dehyphenate and ("-\n" in text or "- \n" in text):
             text = _BROKEN_WORD.sub(r"\1\2", text)
+        # Neither a URL nor an e-mail spans lines, and both patterns are tried at most
+        # positions of the lines they run on: only lines that can hold one are searched.
         if args.urls and ("://" in text or "www." in text or "DOI:" in text):
-            text = _DOI_LINE.sub("", _URL.sub("", text))
+            text = _DOI_LINE.sub("", sub_by_line(_URL, "", text, _may_hold_url))
         if args.emails and "@" in text:
-            text = _EMAIL.sub("", text)
+            text = sub_by_line(_EMAIL, "", text, _may_hold_email)
         if args.citation_markers and "[" in text:
             text = _NUMERIC_CITATION.sub("", text)
         if args.citation_markers and "(" in text:
