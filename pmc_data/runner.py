@@ -234,7 +234,7 @@ def _global_drops(
         zip(pipeline.global_labels, pipeline.globals, strict=True)
     ):
         signatures = _signature_scan(unit_dirs, index, drops["_order"])
-        rows = signatures.select(pl.len()).collect().item() if unit_dirs else 0
+        rows = signatures.select(pl.len()).collect().item()
         decided = step.decide(signatures) if rows else pl.DataFrame(schema=DECISION_SCHEMA)
         decided = decided.select(list(DECISION_SCHEMA)).cast(DECISION_SCHEMA)
         counts[label] = count(rows, rows - len(decided), decided["reason"].to_list())
