@@ -228,30 +228,56 @@ def test_clean_paper_text_keeps_real_content():
 
 
 def test_line_by_line_substitution_equals_the_whole_text_one():
-    """The URL, e-mail and spacing patterns run only on lines that can hold a match; on
-    random texts made of their building blocks, the result equals the plain ``sub``."""
+    """The URL, e-mail and spacing patterns run only on lines that hold one of their needles;
+    on random texts made of their building blocks, the result equals the plain ``sub``."""
     import random
 
     from pmc_data import tidy as t
     from pmc_data.steps import papers as p
 
     cases = [
-        (p._URL, "", p._may_hold_url),
-        (p._EMAIL, "", p._may_hold_email),
-        (t._SPACE_BEFORE_PUNCT, r"\1", t._spaced_punctuation),
-        (t._SPACES, " ", t._spaces),
+        (p._URL, "", p.URL_NEEDLES),
+        (p._EMAIL, "", ("@",)),
+        (t._SPACE_BEFORE_PUNCT, r"\1", ("\t", " .", " ,", " ;", " :")),
+        (t._SPACES, " ", ("\t", "  ")),
     ]
-    pieces = ["a", "Zz", "w", "WWW.", "www.", "http://", "HTTPS://", "ftp://", "://", "x.org/",
-              "@", "me@", "b.c", "-", "+", "_", ".", ",", ";", ":", " ", "  ", "\t", "\n",
-              "\n\n", "(", ")", "[", "]", "1", "é"]  # fmt: skip
+    pieces = ["a", "Zz", "w", "WWW.", "wWw.", "www.", "http://", "HTTPS://", "ftp://", "://",
+              "x.org/", "@", "me@", "b.c", "-", "+", "_", ".", ",", ";", ":", " ", "  ", "\t",
+              "\n", "\n\n", "(", ")", "[", "]", "1", "é"]  # fmt: skip
     rng = random.Random(7)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
-        for pattern, repl, wanted in cases:
-            assert t.sub_by_line(pattern, repl, text, wanted) == pattern.sub(repl, text), (
+        for pattern, repl, needles in cases:
+            assert t.sub_on_lines(pattern, repl, text, needles) == pattern.sub(repl, text), (
                 pattern.pattern,
                 text,
             )
+
+
+def test_tidy_never_joins_lines_and_tidies_lines_in_one_pass():
+    """``tidy_lines`` (the JATS reader tidies all paragraphs at once) equals ``tidy`` line by
+    line; ``tidy`` keeps every line break; ``BLANKS`` is ``\\s`` less the line break."""
+    import random
+    import sys
+
+    from pmc_data import tidy as t
+
+    assert set(t.BLANKS) == {
+        c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c != "\n"
+    }
+    pieces = ["a", "and", " and ", "(", ")", "[", "]", ",", ";", ".", ":", "-", "\u2013", " ",
+              "  ", "\t", "\xa0", "\u2009", "x", "1"]  # fmt: skip
+    rng = random.Random(11)
+    for _ in range(500):
+        lines = [
+            "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+            for _ in range(rng.randint(1, 6))
+        ]
+        assert t.tidy_lines(lines) == [t.tidy(line) for line in lines], lines
+        assert t.tidy("\n".join(lines)).count("\n") <= len(lines) - 1
+        assert t.tidy("x\n" + "\n".join(lines) + "\nx").count("\n") == len(lines) + 1
+    with pytest.raises(ValueError, match="line break"):
+        t.tidy_lines(["a\nb"])
 
 
 # --- the reader on archives and hostile input ------------------------------------------

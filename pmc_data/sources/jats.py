@@ -20,13 +20,14 @@ formulae as a placeholder (or their linear text).
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 
 from lxml import etree
 
 from pmc_data.licenses import UNKNOWN, to_spdx
-from pmc_data.tidy import tidy
+from pmc_data.tidy import tidy, tidy_lines
 
 XLINK = "{http://www.w3.org/1999/xlink}href"
 _PARSER = etree.XMLParser(
@@ -147,81 +148,104 @@ def parse_xml(data: bytes) -> etree._Element:
     return root
 
 
-class _Text:
-    """Linear text of inline content under the options."""
+_REWRITTEN_TAGS = tuple(
+    f"{{*}}{name}" for name in ("xref", "sup", "sub", "inline-formula", "disp-formula", "break")
+)
+#: A tag no JATS document uses: elements renamed to it go in one ``strip_elements`` call.
+_DROP = "pmc-data-drop"
 
-    def __init__(self, options: JatsOptions) -> None:
+
+def _only_citations(element: etree._Element) -> bool:
+    """``<sup><xref ref-type="bibr">3</xref>,<xref ...>4</xref></sup>``: nothing but
+    citations and the punctuation between them."""
+    xrefs = [c for c in element if _local(c.tag) == "xref"]
+    leftover = "".join([element.text or ""] + [c.tail or "" for c in element])
+    return (
+        bool(xrefs)
+        and all(x.get("ref-type") == "bibr" for x in xrefs)
+        and not re.search(r"[A-Za-z0-9]", leftover)
+    )
+
+
+def _formula(element: etree._Element, options: JatsOptions) -> str:
+    if options.formulas == "placeholder":
+        return "[formula]"
+    tex = next((c for c in element.iter() if _local(c.tag) == "tex-math"), None)
+    if tex is not None and tex.text:
+        return _norm(tex.text)
+    math = next((c for c in element.iter() if _local(c.tag) == "math"), None)
+    return _norm(" ".join((math if math is not None else element).itertext()))
+
+
+def _prepare(root: etree._Element, options: JatsOptions) -> None:
+    """Rewrite the tree in place so that an element's text nodes, in document order, are
+    exactly the prose the options keep: footnotes, supplementary material and reference
+    lists gone, citation xrefs (and superscripts holding only citations) gone, formulae
+    replaced by their placeholder or linear text, line breaks as spaces. Tails (the text
+    after an element) always stay.
+
+    Then :class:`_Text` reads a paragraph with one C-level serialisation instead of a walk
+    in Python over its inline elements, which took most of the parse."""
+    formulas, breaks = [], []
+    for element in root.iter(*_REWRITTEN_TAGS):  # one C-level walk finds every candidate
+        name = _local(element.tag)
+        if name == "xref":
+            if not options.citations and element.get("ref-type") == "bibr":
+                element.tag = _DROP
+        elif name in ("sup", "sub"):  # seen before its xrefs: they still have their names
+            if not options.citations and len(element) and _only_citations(element):
+                element.tag = _DROP
+        elif name == "break":
+            breaks.append(element)
+        else:
+            formulas.append(element)
+    etree.strip_elements(root, _DROP, *(f"{{*}}{name}" for name in SKIPPED_INLINE), with_tail=False)
+    # In document order: clearing an outer formula detaches the ones inside it.
+    for formula in formulas:
+        value = _formula(formula, options)
+        formula.clear(keep_tail=True)
+        formula.text = value
+    for line_break in breaks:
+        line_break.clear(keep_tail=True)
+        line_break.text = " "
+
+
+class _Text:
+    """Linear text of inline content, on a tree rewritten by :func:`_prepare`.
+
+    Blocks that JATS allows inside a paragraph (figures, tables, boxes) are not part of its
+    text: the caller emits them as blocks of their own."""
+
+    def __init__(self, root: etree._Element, options: JatsOptions) -> None:
         self.options = options
+        #: Every element with a nested block below it: only those need the slow path.
+        self.holds_nested = {
+            ancestor for nested in root.iter(*_NESTED_TAGS) for ancestor in nested.iterancestors()
+        }
 
     def __call__(self, element: etree._Element) -> str:
-        parts: list[str] = []
-        self._walk(element, parts)
-        return tidy(_norm("".join(parts)))
+        """The element's text, whitespace normalised and tidied."""
+        return tidy(_norm(self.raw(element)))
 
-    def _walk(self, element: etree._Element, parts: list[str]) -> None:
-        name = _local(element.tag)
-        if element.text and name not in ("xref",):
-            parts.append(element.text)
-        elif name == "xref":
-            kind = element.get("ref-type", "")
-            if kind != "bibr" or self.options.citations:
-                parts.append("".join(element.itertext()))
-        for child in element:
-            if isinstance(child, etree._Comment | etree._ProcessingInstruction):
-                pass
-            else:
-                self._child(child, parts)
-            if child.tail:
-                parts.append(child.tail)
-
-    def _child(self, child: etree._Element, parts: list[str]) -> None:
-        name = _local(child.tag)
-        if name in SKIPPED_INLINE or name in NESTED_BLOCKS:
-            return  # blocks inside a paragraph are emitted after it, as blocks of their own
-        if name in ("inline-formula", "disp-formula"):
-            parts.append(self.formula(child))
-        elif name == "xref":
-            kind = child.get("ref-type", "")
-            if kind != "bibr" or self.options.citations:
-                parts.append("".join(child.itertext()))
-        elif name in ("sup", "sub") and self._only_citations(child):
-            return  # <sup><xref ref-type="bibr">3</xref>,<xref ...>4</xref></sup>
-        elif name == "break":
-            parts.append(" ")
-        else:
-            self._walk(child, parts)
-
-    def _only_citations(self, element: etree._Element) -> bool:
-        if self.options.citations:
-            return False
-        xrefs = [c for c in element if _local(c.tag) == "xref"]
-        leftover = "".join([element.text or ""] + [c.tail or "" for c in element])
-        return (
-            bool(xrefs)
-            and all(x.get("ref-type") == "bibr" for x in xrefs)
-            and not re.search(r"[A-Za-z0-9]", leftover)
-        )
+    def raw(self, element: etree._Element) -> str:
+        """The element's text as it stands in the document (for :meth:`_Body.finish`)."""
+        if element in self.holds_nested:
+            element = copy.deepcopy(element)
+            etree.strip_elements(element, *_NESTED_TAGS, with_tail=False)
+        return etree.tostring(element, method="text", encoding=str, with_tail=False)
 
     def formula(self, element: etree._Element) -> str:
-        if self.options.formulas == "placeholder":
-            return "[formula]"
-        tex = next((c for c in element.iter() if _local(c.tag) == "tex-math"), None)
-        if tex is not None and tex.text:
-            return _norm(tex.text)
-        math = next((c for c in element.iter() if _local(c.tag) == "math"), None)
-        return _norm(" ".join((math if math is not None else element).itertext()))
+        """A block-level formula (already rewritten by :func:`_prepare`)."""
+        return _norm("".join(element.itertext()))
 
 
-def _first(root: etree._Element, path: str) -> etree._Element | None:
-    found = root.xpath(path)
-    return found[0] if found else None
-
-
-def _front(root: etree._Element, article: Article, text: _Text) -> None:
-    meta = _first(root, "front/article-meta")
+def _front(root: etree._Element, article: Article) -> None:
+    """Identifiers, journal, year and license (read before :func:`_prepare` rewrites the
+    tree: license text may hold footnotes or links)."""
+    meta = root.find("front/article-meta")
     if meta is None:
         return
-    for node in meta.xpath("article-id"):
+    for node in meta.findall("article-id"):
         kind, value = node.get("pub-id-type"), (node.text or "").strip()
         if kind in ("pmc", "pmcid") and not article.pmcid:
             article.pmcid = normalise_pmcid(value)
@@ -229,17 +253,15 @@ def _front(root: etree._Element, article: Article, text: _Text) -> None:
             article.pmid = value
         elif kind == "doi" and value:
             article.doi = value
-    title = _first(meta, "title-group/article-title")
-    article.title = text(title) if title is not None else ""
-    journal = _first(root, "front/journal-meta//journal-title")
+    journal = root.find("front/journal-meta//journal-title")
     article.journal = _norm("".join(journal.itertext())) if journal is not None else None
-    years = [y.text for y in meta.xpath("pub-date/year") if y.text and y.text.strip().isdigit()]
+    years = [y.text for y in meta.findall("pub-date/year") if y.text and y.text.strip().isdigit()]
     article.year = int(min(years)) if years else None
     _license(meta, article)
 
 
 def _license(meta: etree._Element, article: Article) -> None:
-    permissions = _first(meta, "permissions")
+    permissions = meta.find("permissions")
     if permissions is None:
         return
     candidates: list[str] = []
@@ -270,10 +292,26 @@ class _Body:
 
     def __init__(self, article: Article, options: JatsOptions, text: _Text) -> None:
         self.article, self.options, self.text = article, options, text
+        #: Paragraphs waiting for :meth:`finish`: (index in ``blocks``, prefix).
+        self.untidy: list[tuple[int, str]] = []
 
     def block(self, value: str) -> None:
         if value:
             self.article.blocks.append(value)
+
+    def prose(self, element: etree._Element, prefix: str = "") -> None:
+        """A paragraph as a block, tidied in :meth:`finish` with all the others at once."""
+        self.untidy.append((len(self.article.blocks), prefix))
+        self.article.blocks.append(self.text.raw(element))
+
+    def finish(self) -> None:
+        """Whitespace normalised and :func:`tidy` applied to all paragraphs at once."""
+        blocks = self.article.blocks
+        tidied = tidy_lines([_norm(blocks[index]) for index, _ in self.untidy])
+        for (index, prefix), value in zip(self.untidy, tidied, strict=True):
+            blocks[index] = prefix + value
+        self.article.blocks = [block for block in blocks if block]
+        self.untidy = []
 
     def heading(self, title: str, path: list[str]) -> None:
         self.block(title)
@@ -296,7 +334,7 @@ class _Body:
                 self.section(child, path)
 
     def section(self, sec: etree._Element, path: list[str]) -> None:
-        title_node = _first(sec, "title")
+        title_node = sec.find("title")
         title = self.text(title_node) if title_node is not None else ""
         if sec.get("sec-type") in DROPPED_SECTION_TYPES or DROPPED_SECTION_TITLE.match(title):
             return
@@ -308,22 +346,24 @@ class _Body:
     def boxed(self, box: etree._Element, path: list[str]) -> None:
         """A box: its title, its caption's paragraphs (part of the box's text, unlike a
         figure's caption), then its content."""
-        title = _first(box, "caption/title")
+        title = box.find("caption/title")
         if title is None:
-            title = _first(box, "title")
+            title = box.find("title")
         if title is not None:
             self.block(self.text(title))
-        for paragraph in box.xpath("caption/p"):
-            self.block(self.text(paragraph))
+        for paragraph in box.findall("caption/p"):
+            self.prose(paragraph)
         self.container(box, path)
 
     def paragraph(self, element: etree._Element) -> None:
         name = _local(element.tag)
         if name in ("list", "def-list"):
             for item in element.xpath("*[local-name()='list-item' or local-name()='def-item']"):
-                self.block("- " + self.text(item))
+                self.prose(item, "- ")
         else:
-            self.block(self.text(element))
+            self.prose(element)
+        if element not in self.text.holds_nested:
+            return
         # Blocks nested in a paragraph follow it as blocks of their own (outermost only).
         for nested in element.iterdescendants(*_NESTED_TAGS):  # a C-level filter on the tag
             if any(_local(a.tag) in NESTED_BLOCKS for a in _between(element, nested)):
@@ -343,7 +383,7 @@ class _Body:
         is_table = name == "table-wrap"
         if (self.options.tables if is_table else self.options.figures) != "keep":
             return
-        caption = _first(element, "caption")
+        caption = element.find("caption")
         label = "Table" if is_table else "Figure"
         if caption is not None:
             self.block(f"{label}: " + " ".join(self.text(p) for p in caption))
@@ -370,8 +410,11 @@ def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
     if _local(root.tag) != "article":
         raise ValueError(f"root element is <{_local(root.tag)}>, not <article>")
     article = Article(article_type=root.get("article-type"))
-    text = _Text(options)
-    _front(root, article, text)
+    _front(root, article)
+    _prepare(root, options)
+    text = _Text(root, options)
+    title = root.find("front/article-meta/title-group/article-title")
+    article.title = text(title) if title is not None else ""
     article.retracted = article.article_type == "retraction"
     walker = _Body(article, options, text)
     if article.title:
@@ -380,26 +423,27 @@ def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
         kind = abstract.get("abstract-type")
         if kind in ("toc", "teaser", "web-summary"):
             continue
-        title_node = _first(abstract, "title")
+        title_node = abstract.find("title")
         heading = self_title = text(title_node) if title_node is not None else ""
         if not self_title:
             heading = "Abstract" if not kind else kind.replace("-", " ").capitalize()
         walker.heading(heading, [heading])
         walker.container(abstract, [heading])
-    body = _first(root, "body")
+    body = root.find("body")
     if body is not None:
         walker.container(body, [])
-    back = _first(root, "back")
+    back = root.find("back")
     if back is not None and options.appendices:
         for group in back.xpath("app-group | app"):
             walker.section(group, [])
-    floats = _first(root, "floats-group")
+    floats = root.find("floats-group")
     if floats is not None:
         for element in floats:
             walker.float(element)
     if options.sub_articles:
         for sub in root.xpath("sub-article"):
-            sub_body = _first(sub, "body")
+            sub_body = sub.find("body")
             if sub_body is not None:
                 walker.container(sub_body, [])
+    walker.finish()
     return article

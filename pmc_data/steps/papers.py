@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pmc_data.licenses import POLICIES, allowed
 from pmc_data.registry import Filter, StepArgs, TextTransform, register_step
-from pmc_data.tidy import sub_by_line, tidy
+from pmc_data.tidy import sub_on_lines, tidy
 
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]", re.IGNORECASE)
 _DOI_LINE = re.compile(r"^\s*DOI:\s*$", re.IGNORECASE | re.MULTILINE)
@@ -69,12 +69,8 @@ def _drop_figure_mention(match: re.Match) -> str:
 _BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
 
 
-def _may_hold_url(line: str) -> bool:
-    return "://" in line or "www." in line.lower()
-
-
-def _may_hold_email(line: str) -> bool:
-    return "@" in line
+#: A line without one of these holds no URL (the pattern ignores case: "WwW." too).
+URL_NEEDLES = ("://", *(a + b + c + "." for a in "wW" for b in "wW" for c in "wW"))
 
 
 class CleanPaperTextArgs(StepArgs):
@@ -103,9 +99,9 @@ class CleanPaperText(TextTransform):
         # Neither a URL nor an e-mail spans lines, and both patterns are tried at most
         # positions of the lines they run on: only lines that can hold one are searched.
         if args.urls and ("://" in text or "www." in text or "DOI:" in text):
-            text = _DOI_LINE.sub("", sub_by_line(_URL, "", text, _may_hold_url))
+            text = _DOI_LINE.sub("", sub_on_lines(_URL, "", text, URL_NEEDLES))
         if args.emails and "@" in text:
-            text = sub_by_line(_EMAIL, "", text, _may_hold_email)
+            text = sub_on_lines(_EMAIL, "", text, ("@",))
         if args.citation_markers and "[" in text:
             text = _NUMERIC_CITATION.sub("", text)
         if args.citation_markers and "(" in text:
