@@ -26,27 +26,35 @@ BLANKS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2
 
 
 def sub_on_lines(
-    pattern: re.Pattern, repl: str | Callable, text: str, needles: tuple[str, ...]
+    pattern: re.Pattern,
+    repl: str | Callable,
+    text: str,
+    needles: tuple[str, ...],
+    ignore_case: bool = False,
 ) -> str:
     r"""``pattern.sub(repl, text)``, run only on the lines that hold one of ``needles``.
 
     For patterns that never match across a line break (nothing they match is a newline, no
     MULTILINE anchors) and cannot match on a line without a needle: the result is the same.
     Worth it for patterns the regex engine must try at most positions (one that starts with
-    ``[\w.+-]+`` or a space): ``str.find`` skips the lines without a needle in C.
+    ``[\w.+-]+`` or a space): ``str.find`` skips the lines without a needle in C. With
+    ``ignore_case``, lower-case needles are looked for in ``text.lower()``.
 
     >>> sub_on_lines(re.compile(r"\S+@\S+"), "", "a b@c.org d\ne f\ng@h", ("@",))
     'a  d\ne f\n'
     """
+    haystack = text.lower() if ignore_case else text
+    if len(haystack) != len(text):  # a character lowered to two: positions would not match
+        return pattern.sub(repl, text)
     lines: set[tuple[int, int]] = set()
     for needle in needles:
-        at = text.find(needle)
+        at = haystack.find(needle)
         while at != -1:
-            start = text.rfind("\n", 0, at) + 1
-            end = text.find("\n", at)
+            start = haystack.rfind("\n", 0, at) + 1
+            end = haystack.find("\n", at)
             end = len(text) if end == -1 else end
             lines.add((start, end))
-            at = text.find(needle, end)
+            at = haystack.find(needle, end)
     if not lines:
         return text
     pieces, done = [], 0

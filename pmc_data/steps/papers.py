@@ -34,14 +34,14 @@ _AUTHOR_YEAR = re.compile(
 )
 # Patterns start at the bracket, not at an optional space before it (that would make the
 # regex engine try every position): tidy() removes the space left behind.
-# A parenthetical that starts like a figure/table reference...
-_PARENTHETICAL = re.compile(r"[(\[]([^()\[\]]{1,200})[)\]]")
-_FIGURE_START = re.compile(
-    r"^\s*(?:(?:see|cf\.?|also|as shown in|shown in|compare)\s+)*(?:(?:supplementary|suppl\.?|"
+# A parenthetical that starts like a figure/table reference (the lookahead spares the
+# callback the other parentheticals)...
+_FIGURE_START = (
+    r"\s*(?:(?:see|cf\.?|also|as shown in|shown in|compare)\s+)*(?:(?:supplementary|suppl\.?|"
     r"additional|extended\s+data)\s+)?(?:fig(?:ure)?s?|tables?|movies?|videos?|files?|panels?)"
-    r"\.?\s*S?\d",
-    re.IGNORECASE,
+    r"\.?\s*S?\d"
 )
+_FIGURE_MENTION = re.compile(rf"[(\[](?=(?i:{_FIGURE_START}))([^()\[\]]{{1,200}})[)\]]")
 # ...is removed only if every word in it is part of such references: "(Figure 2-figure
 # supplement 1)" goes, "(Figure 7E, RMSD 0.9 A excluding the loop)" stays.
 _REFERENCE_WORDS = frozenset(
@@ -53,10 +53,7 @@ _TOKEN = re.compile(r"[A-Za-z]+|\d+[A-Za-z]?")
 
 
 def _drop_figure_mention(match: re.Match) -> str:
-    content = match.group(1)
-    if not _FIGURE_START.match(content):
-        return match.group(0)
-    for token in _TOKEN.findall(content):
+    for token in _TOKEN.findall(match.group(1)):
         if token.lower() not in _REFERENCE_WORDS and not re.fullmatch(
             r"\d+[A-Za-z]?|[A-Za-z]", token
         ):
@@ -69,8 +66,8 @@ def _drop_figure_mention(match: re.Match) -> str:
 _BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
 
 
-#: A line without one of these holds no URL (the pattern ignores case: "WwW." too).
-URL_NEEDLES = ("://", *(a + b + c + "." for a in "wW" for b in "wW" for c in "wW"))
+#: A line without one of these (ignoring case) holds no URL.
+URL_NEEDLES = ("://", "www.")
 
 
 class CleanPaperTextArgs(StepArgs):
@@ -98,8 +95,12 @@ class CleanPaperText(TextTransform):
             text = _BROKEN_WORD.sub(r"\1\2", text)
         # Neither a URL nor an e-mail spans lines, and both patterns are tried at most
         # positions of the lines they run on: only lines that can hold one are searched.
-        if args.urls and ("://" in text or "www." in text or "DOI:" in text):
-            text = _DOI_LINE.sub("", sub_on_lines(_URL, "", text, URL_NEEDLES))
+        if args.urls:
+            folded = text.lower()
+            if "://" in text or "www." in folded:
+                text = sub_on_lines(_URL, "", text, URL_NEEDLES, ignore_case=True)
+            if "doi:" in folded:  # "DOI:" lines whose link went
+                text = _DOI_LINE.sub("", text)
         if args.emails and "@" in text:
             text = sub_on_lines(_EMAIL, "", text, ("@",))
         if args.citation_markers and "[" in text:
@@ -107,7 +108,7 @@ class CleanPaperText(TextTransform):
         if args.citation_markers and "(" in text:
             text = _AUTHOR_YEAR.sub("", text)
         if args.figure_mentions and ("(" in text or "[" in text):
-            text = _PARENTHETICAL.sub(_drop_figure_mention, text)
+            text = _FIGURE_MENTION.sub(_drop_figure_mention, text)
         return tidy(text)
 
 
