@@ -12,15 +12,19 @@ texts are tidied fastest as the lines of one text (:func:`tidy_lines`).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 
 # Found from the bracket (fast), then the space before it goes with a string split.
 # [^\S\n] is whitespace other than a line break: no pattern here reaches into another line.
 _EMPTY_BRACKETS = re.compile(r"[(\[](?:[^\S\n]|[,;\u2013\u2014-]|and)*[)\]]")
-_DOUBLE_PUNCT = re.compile(r"([,;])[^\S\n]*([.;,])")
+# A run of separators keeps its last: ", , ." -> "." (so tidying twice changes nothing).
+_DOUBLE_PUNCT = re.compile(r"[,;][^\S\n]*(?:[,;][^\S\n]*)*([.;,])")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:])(?=\s|$)")
 _SPACES = re.compile(r"[ \t]{2,}")
+#: How an empty pair can end on the left of a removed one, and start on its right.
+_MAY_OPEN, _MAY_CLOSE = "([,;\u2013\u2014-d", ")],;\u2013\u2014-a"
 #: What ``\s`` and ``str.isspace`` call whitespace, less the line break.
 BLANKS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # noqa: E501
 
@@ -85,12 +89,26 @@ def tidy_lines(lines: list[str]) -> list[str]:
     return tidied
 
 
-def _tidy(text: str) -> str:
-    text, holes = _EMPTY_BRACKETS.subn("\x00", text)
-    if holes:  # each hole goes with the blanks before it
+def _drop_empty_brackets(text: str) -> str:
+    """Empty brackets out, with the blanks before them; again while a removal may have left
+    a new pair around it: "(see [ ])" -> "(see )", but "( [ ] )" -> "( )" -> ""."""
+    while True:
+        text, holes = _EMPTY_BRACKETS.subn("\x00", text)
+        if not holes:
+            return text
         pieces = text.split("\x00")
-        text = "".join([piece.rstrip(BLANKS) for piece in pieces[:-1]] + [pieces[-1]])
-    text = _DOUBLE_PUNCT.sub(r"\2", text)
+        pieces = [piece.rstrip(BLANKS) for piece in pieces[:-1]] + [pieces[-1]]
+        text = "".join(pieces)
+        if not any(
+            left[-1:] in _MAY_OPEN and right.lstrip(BLANKS)[:1] in _MAY_CLOSE  # "" is in any
+            for left, right in itertools.pairwise(pieces)
+        ):
+            return text
+
+
+def _tidy(text: str) -> str:
+    text = _drop_empty_brackets(text)
+    text = _DOUBLE_PUNCT.sub(r"\1", text)
     # Both patterns start at any space, which is every sixth character of prose: only the
     # lines that can hold a match are searched.
     text = sub_on_lines(_SPACE_BEFORE_PUNCT, r"\1", text, ("\t", " .", " ,", " ;", " :"))

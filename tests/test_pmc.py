@@ -214,6 +214,19 @@ def test_clean_paper_text_joins_words_broken_at_line_ends():
     )
 
 
+def test_clean_paper_text_tidies_what_its_removals_leave():
+    """Lines a removal changed are tidied; lines it did not touch stay as the reader wrote
+    them; when lines were joined (dehyphenation), the whole text is tidied."""
+    clean = CleanPaperText()
+    assert clean.transform("Seen [1] , [2] .\nKept as is ( n = 3 ) .\nWWW.X.ORG/a lists it .") == (
+        "Seen.\nKept as is ( n = 3 ) .\nlists it."
+    )
+    assert clean.transform("A treat-\nment [4] .\nKept ( n = 3 ) .") == (
+        "A treatment.\nKept ( n = 3 )."
+    )
+    assert clean.transform("  Nothing to remove .  ") == "Nothing to remove ."
+
+
 def test_clean_paper_text_keeps_real_content():
     clean = CleanPaperText()
     text = (
@@ -257,11 +270,13 @@ def test_line_by_line_substitution_equals_the_whole_text_one():
 
 def test_tidy_never_joins_lines_and_tidies_lines_in_one_pass():
     """``tidy_lines`` (the JATS reader tidies all paragraphs at once) equals ``tidy`` line by
-    line; ``tidy`` keeps every line break; ``BLANKS`` is ``\\s`` less the line break."""
+    line; ``tidy`` keeps every line break and is idempotent; ``BLANKS`` is ``\\s`` less the
+    line break."""
+    from pmc_data import tidy as t
+
+    assert t.tidy("cutin , , . As ( [ ] ) shown") == "cutin. As shown"
     import random
     import sys
-
-    from pmc_data import tidy as t
 
     assert set(t.BLANKS) == {
         c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c != "\n"
@@ -269,12 +284,14 @@ def test_tidy_never_joins_lines_and_tidies_lines_in_one_pass():
     pieces = ["a", "and", " and ", "(", ")", "[", "]", ",", ";", ".", ":", "-", "\u2013", " ",
               "  ", "\t", "\xa0", "\u2009", "x", "1"]  # fmt: skip
     rng = random.Random(11)
-    for _ in range(500):
+    for _ in range(3000):
         lines = [
             "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
             for _ in range(rng.randint(1, 6))
         ]
         assert t.tidy_lines(lines) == [t.tidy(line) for line in lines], lines
+        once = t.tidy("\n".join(lines))
+        assert t.tidy(once) == once, lines  # clean_paper_text leaves tidy lines alone
         assert t.tidy("\n".join(lines)).count("\n") <= len(lines) - 1
         assert t.tidy("x\n" + "\n".join(lines) + "\nx").count("\n") == len(lines) + 1
     with pytest.raises(ValueError, match="line break"):

@@ -390,7 +390,7 @@ class _Body:
         if is_table:
             for row in element.xpath(".//*[local-name()='tr']"):
                 cells = [self.text(c) for c in row if _local(c.tag) in ("td", "th")]
-                self.block("Table row: " + " | ".join(cells))
+                self.block(tidy("Table row: " + " | ".join(cells)))
 
 
 def _between(outer: etree._Element, inner: etree._Element) -> list[etree._Element]:

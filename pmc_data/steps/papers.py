@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pmc_data.licenses import POLICIES, allowed
 from pmc_data.registry import Filter, StepArgs, TextTransform, register_step
-from pmc_data.tidy import sub_on_lines, tidy
+from pmc_data.tidy import sub_on_lines, tidy, tidy_lines
 
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]", re.IGNORECASE)
 _DOI_LINE = re.compile(r"^\s*DOI:\s*$", re.IGNORECASE | re.MULTILINE)
@@ -70,6 +70,25 @@ _BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
 URL_NEEDLES = ("://", "www.")
 
 
+def tidy_changed_lines(before: str, after: str) -> str:
+    r"""``after`` with :func:`tidy` applied to the lines that differ from ``before``'s: what
+    a removal left behind is tidied, the lines it did not touch stay as they were (readers
+    tidy their own text). When lines were joined or dropped, the whole text is tidied.
+
+    >>> tidy_changed_lines("Risk fell [3] .\nIt rose ( ; ) .", "Risk fell  .\nIt rose ( ; ) .")
+    'Risk fell.\nIt rose ( ; ) .'
+    """
+    if after == before:
+        return after.strip()
+    lines, old_lines = after.split("\n"), before.split("\n")
+    if len(lines) != len(old_lines):
+        return tidy(after)
+    changed = [i for i, (line, old) in enumerate(zip(lines, old_lines, strict=True)) if line != old]
+    for i, line in zip(changed, tidy_lines([lines[i] for i in changed]), strict=True):
+        lines[i] = line
+    return "\n".join(lines).strip()
+
+
 class CleanPaperTextArgs(StepArgs):
     #: Join words hyphenated across line ends (text extracted from PDFs).
     dehyphenate: bool = True
@@ -90,6 +109,7 @@ class CleanPaperText(TextTransform):
 
     def transform(self, text: str) -> str:
         args = self.args
+        before = text
         # Each pattern runs only where its text can occur: most documents lack most of them.
         if args.dehyphenate and ("-\n" in text or "- \n" in text):
             text = _BROKEN_WORD.sub(r"\1\2", text)
@@ -109,7 +129,7 @@ class CleanPaperText(TextTransform):
             text = _AUTHOR_YEAR.sub("", text)
         if args.figure_mentions and ("(" in text or "[" in text):
             text = _FIGURE_MENTION.sub(_drop_figure_mention, text)
-        return tidy(text)
+        return tidy_changed_lines(before, text)
 
 
 class LicenseFilterArgs(StepArgs):
