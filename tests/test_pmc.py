@@ -216,15 +216,19 @@ def test_clean_paper_text_joins_words_broken_at_line_ends():
 
 def test_clean_paper_text_tidies_what_its_removals_leave():
     """Lines a removal changed are tidied; lines it did not touch stay as the reader wrote
-    them; when lines were joined (dehyphenation), the whole text is tidied."""
+    them (dehyphenation joins words, which leaves nothing to tidy); "DOI:" lines whose link
+    went are dropped."""
     clean = CleanPaperText()
     assert clean.transform("Seen [1] , [2] .\nKept as is ( n = 3 ) .\nWWW.X.ORG/a lists it .") == (
         "Seen.\nKept as is ( n = 3 ) .\nlists it."
     )
     assert clean.transform("A treat-\nment [4] .\nKept ( n = 3 ) .") == (
-        "A treatment.\nKept ( n = 3 )."
+        "A treatment.\nKept ( n = 3 ) ."
     )
     assert clean.transform("  Nothing to remove .  ") == "Nothing to remove ."
+    assert clean.transform("Intro [1] .\n\nDOI: https://doi.org/10.7554/x\n\nNext") == (
+        "Intro.\n\nNext"
+    )
 
 
 def test_clean_paper_text_keeps_real_content():

@@ -23,7 +23,8 @@ from pmc_data.registry import Filter, StepArgs, TextTransform, register_step
 from pmc_data.tidy import sub_on_lines, tidy, tidy_lines
 
 _URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]", re.IGNORECASE)
-_DOI_LINE = re.compile(r"^\s*DOI:\s*$", re.IGNORECASE | re.MULTILINE)
+_DOI_FORMS = ("DOI:", "doi:", "Doi:")
+_DOI_LINE = re.compile(r"^\s*(?:DOI|doi|Doi):\s*$", re.MULTILINE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # [1], [1-3, 7], [12–14]: integers only, so "[95% CI 1.2-3.4]" and "[1.2, 3.4]" stay.
 _NUMERIC_CITATION = re.compile(r"\[\s*\d{1,4}(?:\s*[-\u2013,;]\s*\d{1,4})*\s*\]")
@@ -109,18 +110,14 @@ class CleanPaperText(TextTransform):
 
     def transform(self, text: str) -> str:
         args = self.args
-        before = text
         # Each pattern runs only where its text can occur: most documents lack most of them.
         if args.dehyphenate and ("-\n" in text or "- \n" in text):
             text = _BROKEN_WORD.sub(r"\1\2", text)
+        before = text
         # Neither a URL nor an e-mail spans lines, and both patterns are tried at most
         # positions of the lines they run on: only lines that can hold one are searched.
         if args.urls:
-            folded = text.lower()
-            if "://" in text or "www." in folded:
-                text = sub_on_lines(_URL, "", text, URL_NEEDLES, ignore_case=True)
-            if "doi:" in folded:  # "DOI:" lines whose link went
-                text = _DOI_LINE.sub("", text)
+            text = sub_on_lines(_URL, "", text, URL_NEEDLES, ignore_case=True)
         if args.emails and "@" in text:
             text = sub_on_lines(_EMAIL, "", text, ("@",))
         if args.citation_markers and "[" in text:
@@ -129,7 +126,11 @@ class CleanPaperText(TextTransform):
             text = _AUTHOR_YEAR.sub("", text)
         if args.figure_mentions and ("(" in text or "[" in text):
             text = _FIGURE_MENTION.sub(_drop_figure_mention, text)
-        return tidy_changed_lines(before, text)
+        text = tidy_changed_lines(before, text)
+        # Last, as it removes lines: "DOI:" lines whose link went (tidied to "DOI:").
+        if args.urls and any(form in text for form in _DOI_FORMS):
+            text = _DOI_LINE.sub("", text).strip()
+        return text
 
 
 class LicenseFilterArgs(StepArgs):
