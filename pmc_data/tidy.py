@@ -3,8 +3,8 @@
 Removing "[3]" or "(Smith et al., 2020; Lee, 2021)" from running text leaves empty brackets,
 doubled separators and spaces before punctuation; every remover calls :func:`tidy` after.
 
->>> tidy("risk fell ( ; ) and rose [ , ] .  Next ,;")
-'risk fell and rose. Next;'
+>>> tidy("risk fell ( ; ) and rose [ , ] .  Next ,; (see also; ) done")
+'risk fell and rose. Next; done'
 
 Nothing it does crosses a line break, so lines (paragraphs) are never joined, and many short
 texts are tidied fastest as the lines of one text (:func:`tidy_lines`).
@@ -18,13 +18,22 @@ from collections.abc import Callable
 
 # Found from the bracket (fast), then the space before it goes with a string split.
 # [^\S\n] is whitespace other than a line break: no pattern here reaches into another line.
-_EMPTY_BRACKETS = re.compile(r"[(\[](?:[^\S\n]|[,;\u2013\u2014-]|and)*[)\]]")
+# "Empty" also when only the words that introduced the removed citations are left:
+# "(; see also; )", "(e.g., )".
+_FILLERS = ("and", "or", "see", "also", "e.g.", "cf.", "i.e.")
+_FILLER = "|".join(re.escape(word) for word in _FILLERS)
+_EMPTY_BRACKETS = re.compile(rf"[(\[](?:[^\S\n]|[,;\u2013\u2014-]|(?i:{_FILLER}))*[)\]]")
 # A run of separators keeps its last: ", , ." -> "." (so tidying twice changes nothing).
 _DOUBLE_PUNCT = re.compile(r"[,;][^\S\n]*(?:[,;][^\S\n]*)*([.;,])")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:])(?=\s|$)")
 _SPACES = re.compile(r"[ \t]{2,}")
 #: How an empty pair can end on the left of a removed one, and start on its right.
-_MAY_OPEN, _MAY_CLOSE = "([,;\u2013\u2014-d", ")],;\u2013\u2014-a"
+_MAY_OPEN = "([,;\u2013\u2014-" + "".join(
+    {c for word in _FILLERS for c in word[-1] + word[-1].upper()}
+)
+_MAY_CLOSE = ")],;\u2013\u2014-" + "".join(
+    {c for word in _FILLERS for c in word[0] + word[0].upper()}
+)
 #: What ``\s`` and ``str.isspace`` call whitespace, less the line break.
 BLANKS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # noqa: E501
 

@@ -279,13 +279,17 @@ def test_tidy_never_joins_lines_and_tidies_lines_in_one_pass():
     from pmc_data import tidy as t
 
     assert t.tidy("cutin , , . As ( [ ] ) shown") == "cutin. As shown"
+    assert t.tidy("mechanism (; see also; ) and (e.g., ) (see below) (seed).") == (
+        "mechanism and (see below) (seed)."
+    )
     import random
     import sys
 
     assert set(t.BLANKS) == {
         c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c != "\n"
     }
-    pieces = ["a", "and", " and ", "(", ")", "[", "]", ",", ";", ".", ":", "-", "\u2013", " ",
+    pieces = ["a", "and", " and ", "see", "Also", "e.g.", "d", "(", ")", "[", "]", ",", ";", ".",
+              ":", "-", "\u2013", " ",
               "  ", "\t", "\xa0", "\u2009", "x", "1"]  # fmt: skip
     rng = random.Random(11)
     for _ in range(3000):
