@@ -116,6 +116,9 @@ def _drop_empty_brackets(text: str) -> str:
 
 
 def _tidy(text: str) -> str:
+    # Every pattern needs one of these: a heading or a short line usually has none of them.
+    if not any(needle in text for needle in ("(", "[", ",", ";", "\t", "  ", " .", " :")):
+        return text
     text = _drop_empty_brackets(text)
     text = _DOUBLE_PUNCT.sub(r"\1", text)
     # Both patterns start at any space, which is every sixth character of prose: only the
