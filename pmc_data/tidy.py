@@ -22,11 +22,23 @@ from collections.abc import Callable
 # "(; see also; )", "(e.g., )".
 _FILLERS = ("and", "or", "see", "also", "e.g.", "cf.", "i.e.")
 _FILLER = "|".join(re.escape(word) for word in _FILLERS)
-_EMPTY_BRACKETS = re.compile(rf"[(\[](?:[^\S\n]|[,;\u2013\u2014-]|(?i:{_FILLER}))*[)\]]")
-# A run of separators keeps its last: ", , ." -> "." (so tidying twice changes nothing).
-_DOUBLE_PUNCT = re.compile(r"[,;][^\S\n]*(?:[,;][^\S\n]*)*([.;,])")
-_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:])(?=\s|$)")
+# Each pattern of a pair starts with one literal character, which the regex engine finds
+# several times faster than a character class (no match can hold another opening bracket,
+# so two passes find what one would).
+_EMPTY_BRACKETS = tuple(
+    re.compile(rf"\{opening}(?:[^\S\n]|[,;\u2013\u2014-]|(?i:{_FILLER}))*[)\]]") for opening in "(["
+)
+# A run of separators keeps its last: ", , ." -> "." (so tidying twice changes nothing),
+# and goes before a closing bracket: "(2011; )" -> "(2011)".
+_DOUBLE_PUNCT = tuple(re.compile(rf"{first}(?:[^\S\n]|[,;])*([.;,)\]])") for first in ",;")
+# Separators and blanks a removal left after an opening bracket: "(; Figure 1)".
+_AFTER_OPENING = tuple(re.compile(rf"\{opening}(?:[^\S\n]|[,;])+") for opening in "([")
+# No blank before punctuation that ends a clause, or before a closing bracket: "(1.1 Å )".
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?:([.,;:])(?=\s|$)|([)\]]))")
 _SPACES = re.compile(r"[ \t]{2,}")
+# "by Amir et al. [4]." -> "by Amir et al.." -> "by Amir et al." (an ellipsis stays). Not
+# after the _FILLERS: "(e.g..)" made "(e.g.)" would need the empty-bracket pass again.
+_ABBREVIATION_DOT = re.compile(r"\b(et al|etc)\.\.(?!\.)")
 #: How an empty pair can end on the left of a removed one, and start on its right.
 _MAY_OPEN = "([,;\u2013\u2014-" + "".join(
     {c for word in _FILLERS for c in word[-1] + word[-1].upper()}
@@ -102,7 +114,10 @@ def _drop_empty_brackets(text: str) -> str:
     """Empty brackets out, with the blanks before them; again while a removal may have left
     a new pair around it: "(see [ ])" -> "(see )", but "( [ ] )" -> "( )" -> ""."""
     while True:
-        text, holes = _EMPTY_BRACKETS.subn("\x00", text)
+        holes = 0
+        for pattern in _EMPTY_BRACKETS:
+            text, found = pattern.subn("\x00", text)
+            holes += found
         if not holes:
             return text
         pieces = text.split("\x00")
@@ -116,12 +131,20 @@ def _drop_empty_brackets(text: str) -> str:
 
 
 def _tidy(text: str) -> str:
-    # Every pattern needs one of these: a heading or a short line usually has none of them.
-    if not any(needle in text for needle in ("(", "[", ",", ";", "\t", "  ", " .", " :")):
+    if not any(needle in text for needle in _NEEDLES):
         return text
     text = _drop_empty_brackets(text)
-    text = _DOUBLE_PUNCT.sub(r"\1", text)
-    # Both patterns start at any space, which is every sixth character of prose: only the
-    # lines that can hold a match are searched.
-    text = sub_on_lines(_SPACE_BEFORE_PUNCT, r"\1", text, ("\t", " .", " ,", " ;", " :"))
-    return sub_on_lines(_SPACES, " ", text, ("\t", "  "))
+    for pattern in _DOUBLE_PUNCT:
+        text = pattern.sub(r"\1", text)
+    for pattern, opening in zip(_AFTER_OPENING, "([", strict=True):
+        text = pattern.sub(opening, text)
+    # These start at any space, which is every sixth character of prose: only the lines
+    # that can hold a match are searched.
+    text = sub_on_lines(_SPACE_BEFORE_PUNCT, r"\1\2", text, _SPACED_PUNCTUATION)
+    text = sub_on_lines(_SPACES, " ", text, ("\t", "  "))
+    return sub_on_lines(_ABBREVIATION_DOT, r"\1.", text, ("..",))
+
+
+_SPACED_PUNCTUATION = ("\t", " .", " ,", " ;", " :", " )", " ]")
+#: Every pattern above needs one of these: a heading or a short line usually has none.
+_NEEDLES = ("(", "[", ",", ";", "\t", "  ", " .", " :", " )", " ]", "..")

@@ -255,7 +255,7 @@ def test_line_by_line_substitution_equals_the_whole_text_one():
     cases = [
         (p._URL, "", p.URL_NEEDLES, True),
         (p._EMAIL, "", ("@",), False),
-        (t._SPACE_BEFORE_PUNCT, r"\1", ("\t", " .", " ,", " ;", " :"), False),
+        (t._SPACE_BEFORE_PUNCT, r"\1\2", t._SPACED_PUNCTUATION, False),
         (t._SPACES, " ", ("\t", "  "), False),
     ]
     pieces = ["a", "Zz", "w", "WWW.", "wWw.", "www.", "http://", "HTTPS://", "ftp://", "://",
@@ -282,14 +282,21 @@ def test_tidy_never_joins_lines_and_tidies_lines_in_one_pass():
     assert t.tidy("mechanism (; see also; ) and (e.g., ) (see below) (seed).") == (
         "mechanism and (see below) (seed)."
     )
+    # What removing citations leaves inside brackets and after "et al."
+    assert t.tidy("a fold (; Figure 1), MDH (62% identity, ) and (2011; ) [, their fig 5].") == (
+        "a fold (Figure 1), MDH (62% identity) and (2011) [their fig 5]."
+    )
+    assert t.tidy("cells ( seen in 5 ) by Amir et al.. Is it...? [0, 1) stays") == (
+        "cells (seen in 5) by Amir et al. Is it...? [0, 1) stays"
+    )
     import random
     import sys
 
     assert set(t.BLANKS) == {
         c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c != "\n"
     }
-    pieces = ["a", "and", " and ", "see", "Also", "e.g.", "d", "(", ")", "[", "]", ",", ";", ".",
-              ":", "-", "\u2013", " ",
+    pieces = ["a", "and", " and ", "see", "Also", "e.g.", "cf.", "et al", "etc", "d", "(", ")",
+              "[", "]", ",", ";", ".", "..", ":", "-", "\u2013", " ",
               "  ", "\t", "\xa0", "\u2009", "x", "1"]  # fmt: skip
     rng = random.Random(11)
     for _ in range(3000):
