@@ -219,9 +219,12 @@ class _Text:
     def __init__(self, root: etree._Element, options: JatsOptions) -> None:
         self.options = options
         #: Every element with a nested block below it: only those need the slow path.
-        self.holds_nested = {
-            ancestor for nested in root.iter(*_NESTED_TAGS) for ancestor in nested.iterancestors()
-        }
+        self.holds_nested: set[etree._Element] = set()
+        for nested in root.iter(*_NESTED_TAGS):
+            for ancestor in nested.iterancestors():
+                if ancestor in self.holds_nested:
+                    break  # and so are its ancestors: each element is added once
+                self.holds_nested.add(ancestor)
 
     def __call__(self, element: etree._Element) -> str:
         """The element's text, whitespace normalised and tidied."""
