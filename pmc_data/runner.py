@@ -212,13 +212,20 @@ def _signature_scan(unit_dirs: list[Path], index: int, dropped: pl.Series) -> pl
     """The live rows of every unit's signature table for global step ``index``, in input
     order, with their ``_order``: lazily, so that a step reads only the columns (and, by
     filtering, the rows) it asks for."""
-    frames = [
-        pl.scan_parquet(folder / f"signatures-{index}.parquet")
-        .with_columns(_order=pl.lit(ordinal << ORDER_SHIFT, pl.Int64) + pl.col("_row"))
-        .drop("_row")
-        for ordinal, folder in enumerate(unit_dirs)
-    ]
-    signatures = pl.concat(frames) if frames else pl.LazyFrame()
+    if not unit_dirs:
+        return pl.LazyFrame()
+    # One scan over all the files, not a concat of one scan per unit: polars keeps ~60 KB
+    # per scanned file, which was 20 MiB a step for a 20,000-article build's 308 units.
+    paths = [str((folder / f"signatures-{index}.parquet").resolve()) for folder in unit_dirs]
+    starts = [ordinal << ORDER_SHIFT for ordinal in range(len(paths))]
+    signatures = (
+        pl.scan_parquet(paths, include_file_paths="_file", glob=False, hive_partitioning=False)
+        .with_columns(
+            _order=pl.col("_file").replace_strict(paths, starts, return_dtype=pl.Int64)
+            + pl.col("_row")
+        )
+        .drop("_row", "_file")
+    )
     if len(dropped):
         # Rows earlier steps dropped, filtered as each unit is read.
         signatures = signatures.filter(~pl.col("_order").is_in(dropped.implode()))
