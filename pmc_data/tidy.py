@@ -112,7 +112,7 @@ def tidy_lines(lines: list[str]) -> list[str]:
 
 def _drop_empty_brackets(text: str) -> str:
     """Empty brackets out, with the blanks before them; again while a removal may have left
-    a new pair around it: "(see [ ])" -> "(see )", but "( [ ] )" -> "( )" -> ""."""
+    a new pair around it: "(n = 3 [ ])" -> "(n = 3)", but "( [ ] )" -> "( )" -> ""."""
     while True:
         holes = 0
         for pattern in _EMPTY_BRACKETS:
@@ -147,4 +147,4 @@ def _tidy(text: str) -> str:
 
 _SPACED_PUNCTUATION = ("\t", " .", " ,", " ;", " :", " )", " ]")
 #: Every pattern above needs one of these: a heading or a short line usually has none.
-_NEEDLES = ("(", "[", ",", ";", "\t", "  ", " .", " :", " )", " ]", "..")
+_NEEDLES = ("(", "[", ",", ";", "  ", "..", *_SPACED_PUNCTUATION)

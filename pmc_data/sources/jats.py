@@ -216,8 +216,7 @@ class _Text:
     Blocks that JATS allows inside a paragraph (figures, tables, boxes) are not part of its
     text: the caller emits them as blocks of their own."""
 
-    def __init__(self, root: etree._Element, options: JatsOptions) -> None:
-        self.options = options
+    def __init__(self, root: etree._Element) -> None:
         #: Every element with a nested block below it: only those need the slow path.
         self.holds_nested: set[etree._Element] = set()
         for nested in root.iter(*_NESTED_TAGS):
@@ -415,7 +414,7 @@ def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
     article = Article(article_type=root.get("article-type"))
     _front(root, article)
     _prepare(root, options)
-    text = _Text(root, options)
+    text = _Text(root)
     title = root.find("front/article-meta/title-group/article-title")
     article.title = text(title) if title is not None else ""
     article.retracted = article.article_type == "retraction"
