@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 # Found from the bracket (fast), then the space before it goes with a string split.
 # [^\S\n] is whitespace other than a line break: no pattern here reaches into another line.
@@ -35,6 +35,10 @@ _DOUBLE_PUNCT = tuple(re.compile(rf"{first}(?:[^\S\n]|[,;])*([.;,)\]])") for fir
 _AFTER_OPENING = tuple(re.compile(rf"\{opening}(?:[^\S\n]|[,;])+") for opening in "([")
 # No blank before punctuation that ends a clause, or before a closing bracket: "(1.1 Å )".
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?:([.,;:])(?=\s|$)|([)\]]))")
+# What _drop_blanks_before_punctuation looks for: the last blank of the run, then the mark
+# (a pattern that starts with a literal is found fastest).
+_SPACE_THEN_PUNCT = re.compile(r" [.,;:)\]]")
+_BLANK_THEN_PUNCT = re.compile(r"[ \t][.,;:)\]]")
 _SPACES = re.compile(r"[ \t]{2,}")
 # "by Amir et al. [4]." -> "by Amir et al.." -> "by Amir et al." (an ellipsis stays). Not
 # after the _FILLERS: "(e.g..)" made "(e.g.)" would need the empty-bracket pass again.
@@ -55,37 +59,76 @@ def sub_on_lines(
     repl: str | Callable,
     text: str,
     needles: tuple[str, ...],
-    ignore_case: bool = False,
 ) -> str:
     r"""``pattern.sub(repl, text)``, run only on the lines that hold one of ``needles``.
 
     For patterns that never match across a line break (nothing they match is a newline, no
     MULTILINE anchors) and cannot match on a line without a needle: the result is the same.
     Worth it for patterns the regex engine must try at most positions (one that starts with
-    ``[\w.+-]+`` or a space): ``str.find`` skips the lines without a needle in C. With
-    ``ignore_case``, lower-case needles are looked for in ``text.lower()``.
+    ``[\w.+-]+`` or a space): ``str.find`` skips the lines without a needle in C.
 
     >>> sub_on_lines(re.compile(r"\S+@\S+"), "", "a b@c.org d\ne f\ng@h", ("@",))
     'a  d\ne f\n'
     """
-    haystack = text.lower() if ignore_case else text
-    if len(haystack) != len(text):  # a character lowered to two: positions would not match
-        return pattern.sub(repl, text)
     lines: set[tuple[int, int]] = set()
     for needle in needles:
-        at = haystack.find(needle)
+        at = text.find(needle)
         while at != -1:
-            start = haystack.rfind("\n", 0, at) + 1
-            end = haystack.find("\n", at)
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
             end = len(text) if end == -1 else end
             lines.add((start, end))
-            at = haystack.find(needle, end)
+            at = text.find(needle, end)
     if not lines:
         return text
     pieces, done = [], 0
     for start, end in sorted(lines):  # whole lines: two spans are equal or apart
         pieces += [text[done:start], pattern.sub(repl, text[start:end])]
         done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def sub_at(pattern: re.Pattern, repl: str | Callable, text: str, starts: Iterable[int]) -> str:
+    r"""``pattern.sub(repl, text)`` for a pattern whose every match starts at one of
+    ``starts`` (positions found cheaply, e.g. with ``str.find``): only those are tried,
+    leftmost first, so the result is the same; for patterns that never match the empty
+    string. A pattern the engine must try at every position (a case-insensitive one, or
+    one that starts with a character class) costs only its candidates.
+
+    >>> sub_at(re.compile(r"[a-z]+://\S+"), "", "see http://a.b or ftp://c", [0, 4, 18])
+    'see  or '
+    """
+    pieces, done = [], 0
+    for start in sorted(set(starts)):
+        if start < done:
+            continue  # inside the previous match
+        match = pattern.match(text, start)
+        if match is None:
+            continue
+        replacement = repl(match) if callable(repl) else match.expand(repl)
+        pieces += [text[done:start], replacement]
+        done = match.end()
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _drop_blanks_before_punctuation(text: str) -> str:
+    """``_SPACE_BEFORE_PUNCT.sub(r"\1\2", text)``, found from the blank just before the
+    punctuation (a pattern that starts at any blank is tried at every sixth character)."""
+    finder = _BLANK_THEN_PUNCT if "\t" in text else _SPACE_THEN_PUNCT
+    pieces, done = [], 0
+    for match in finder.finditer(text):
+        at = match.start()
+        after = at + 2  # a clause's end needs a blank or the end after it: ".5" stays
+        if text[at + 1] in ".,;:" and after < len(text) and not text[after].isspace():
+            continue
+        pieces.append(text[done:at].rstrip(" \t"))
+        done = at + 1
+    if not pieces:
+        return text
     pieces.append(text[done:])
     return "".join(pieces)
 
@@ -138,9 +181,9 @@ def _tidy(text: str) -> str:
         text = pattern.sub(r"\1", text)
     for pattern, opening in zip(_AFTER_OPENING, "([", strict=True):
         text = pattern.sub(opening, text)
-    # These start at any space, which is every sixth character of prose: only the lines
+    text = _drop_blanks_before_punctuation(text)
+    # This one starts at any blank, which is every sixth character of prose: only the lines
     # that can hold a match are searched.
-    text = sub_on_lines(_SPACE_BEFORE_PUNCT, r"\1\2", text, _SPACED_PUNCTUATION)
     text = sub_on_lines(_SPACES, " ", text, ("\t", "  "))
     return sub_on_lines(_ABBREVIATION_DOT, r"\1.", text, ("..",))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -244,32 +245,32 @@ def test_clean_paper_text_keeps_real_content():
     )
 
 
-def test_line_by_line_substitution_equals_the_whole_text_one():
-    """The URL, e-mail and spacing patterns run only on lines that hold one of their needles;
-    on random texts made of their building blocks, the result equals the plain ``sub``."""
+def test_substitutions_on_candidates_equal_the_whole_text_ones():
+    """The e-mail and spacing patterns run only on lines that hold one of their needles, the
+    URL pattern only at the starts :func:`_url_starts` finds, blanks before punctuation are
+    found from the punctuation: on random texts made of the patterns' building blocks, each
+    result equals the plain ``sub``."""
     import random
 
     from pmc_data import tidy as t
     from pmc_data.steps import papers as p
 
-    cases = [
-        (p._URL, "", p.URL_NEEDLES, True),
-        (p._EMAIL, "", ("@",), False),
-        (t._SPACE_BEFORE_PUNCT, r"\1\2", t._SPACED_PUNCTUATION, False),
-        (t._SPACES, " ", ("\t", "  "), False),
-    ]
-    pieces = ["a", "Zz", "w", "WWW.", "wWw.", "www.", "http://", "HTTPS://", "ftp://", "://",
+    on_lines = [(p._EMAIL, "", ("@",)), (t._SPACES, " ", ("\t", "  "))]
+    pieces = ["a", "Zz", "w", "WWW.", "Www.", "www.", "http://", "HTTPS://", "Ftp://", "://",
               "x.org/", "İ", "@", "me@", "b.c", "-", "+", "_", ".", ",", ";", ":", " ", "  ", "\t",
-              "\n", "\n\n", "(", ")", "[", "]", "1", "é"]  # fmt: skip
+              "\n", "\n\n", "(", ")", "[", "]", "1", "é", "\xa0"]  # fmt: skip
     rng = random.Random(7)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
-        for pattern, repl, needles, fold in cases:
-            result = t.sub_on_lines(pattern, repl, text, needles, ignore_case=fold)
-            assert result == pattern.sub(repl, text), (
-                pattern.pattern,
-                text,
-            )
+        for pattern, repl, needles in on_lines:
+            result = t.sub_on_lines(pattern, repl, text, needles)
+            assert result == pattern.sub(repl, text), (pattern.pattern, text)
+        assert t.sub_at(p._URL, "", text, p._url_starts(text)) == p._URL.sub("", text), text
+        expected = t._SPACE_BEFORE_PUNCT.sub(r"\1\2", text)
+        assert t._drop_blanks_before_punctuation(text) == expected, text
+    # A callable replacement, and starts that fall inside an earlier match.
+    numbers = re.compile(r"\d+")
+    assert t.sub_at(numbers, lambda m: f"<{m[0]}>", "a 12 b 345", [2, 3, 7, 8]) == "a <12> b <345>"
 
 
 def test_tidy_never_joins_lines_and_tidies_lines_in_one_pass():

@@ -20,9 +20,11 @@ import pyarrow as pa
 
 from pmc_data.licenses import POLICIES, allowed
 from pmc_data.registry import Filter, StepArgs, TextTransform, register_step
-from pmc_data.tidy import sub_on_lines, tidy, tidy_lines
+from pmc_data.tidy import sub_at, sub_on_lines, tidy, tidy_lines
 
-_URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]", re.IGNORECASE)
+# The scheme in any case; "www." in the three cases people write it (a fixed set, so that
+# the candidates are found with str.find: see _url_starts).
+_URL = re.compile(r"(?:(?i:https?|ftp)://|(?:www|WWW|Www)\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]")
 _DOI_FORMS = ("DOI:", "doi:", "Doi:")
 _DOI_LINE = re.compile(r"^\s*(?:DOI|doi|Doi):\s*$", re.MULTILINE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -67,8 +69,21 @@ def _drop_figure_mention(match: re.Match) -> str:
 _BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
 
 
-#: A line without one of these (ignoring case) holds no URL.
-URL_NEEDLES = ("://", "www.")
+#: A text without one of these holds no URL.
+URL_NEEDLES = ("://", "www.", "WWW.", "Www.")
+
+
+def _url_starts(text: str) -> list[int]:
+    """Where a URL can start: at a "www.", or 3-5 characters before a "://" (ftp, http,
+    https). The URL pattern, case-insensitive and starting with a class of letters, would
+    be tried at every position; :func:`sub_at` tries only these."""
+    starts = []
+    for needle in URL_NEEDLES:
+        at = text.find(needle)
+        while at != -1:
+            starts += range(max(0, at - 5), at - 2) if needle == "://" else (at,)
+            at = text.find(needle, at + 1)
+    return starts
 
 
 def tidy_changed_lines(before: str, after: str) -> str:
@@ -114,10 +129,10 @@ class CleanPaperText(TextTransform):
         if args.dehyphenate and ("-\n" in text or "- \n" in text):
             text = _BROKEN_WORD.sub(r"\1\2", text)
         before = text
-        # Neither a URL nor an e-mail spans lines, and both patterns are tried at most
-        # positions of the lines they run on: only lines that can hold one are searched.
         if args.urls:
-            text = sub_on_lines(_URL, "", text, URL_NEEDLES, ignore_case=True)
+            text = sub_at(_URL, "", text, _url_starts(text))
+        # An e-mail never spans lines, and the pattern is tried at most positions of the
+        # lines it runs on: only lines that can hold one are searched.
         if args.emails and "@" in text:
             text = sub_on_lines(_EMAIL, "", text, ("@",))
         if args.citation_markers and "[" in text:

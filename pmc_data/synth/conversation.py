@@ -22,7 +22,7 @@ import pyarrow as pa
 from pydantic import field_validator
 
 from pmc_data.registry import DocumentStep, Dropped, StepArgs, StepOutput, register_step
-from pmc_data.steps.papers import _EMAIL, _URL
+from pmc_data.steps.papers import _EMAIL, _URL, URL_NEEDLES
 from pmc_data.synth.formats import TEMPLATES
 from pmc_data.synth.llm import LLMArgs, LLMStep
 
@@ -98,7 +98,7 @@ class MaskPhi(DocumentStep):
 
         if a.emails and "@" in text:
             text = sub(_EMAIL, "email", "[EMAIL]", text)
-        if a.urls and ("://" in text or "www." in text):
+        if a.urls and any(needle in text for needle in URL_NEEDLES):
             text = sub(_URL, "url", "[URL]", text)
         if a.ids:
             text = sub(_LABELLED_ID, "id", lambda m: f"{m['label']}{m['sep']}[ID]", text)
