@@ -188,6 +188,10 @@ def test_figure_mentions_go_but_parentheticals_with_content_stay():
     assert clean.transform(kept) == kept
     kept = "the loop (Figure 7E, RMSD 0.9 A excluding residues in the loop)."
     assert clean.transform(kept) == kept
+    # A mention inside another goes first, then the outer one if it was a mention too.
+    assert clean.transform("as shown [(Fig. 1) Table 2] and [see (Figure 3) below].") == (
+        "as shown and [see below]."
+    )
 
 
 def test_a_box_inside_a_paragraph_keeps_its_paragraphs_apart():

@@ -44,7 +44,11 @@ _FIGURE_START = (
     r"additional|extended\s+data)\s+)?(?:fig(?:ure)?s?|tables?|movies?|videos?|files?|panels?)"
     r"\.?\s*S?\d"
 )
-_FIGURE_MENTION = re.compile(rf"[(\[](?=(?i:{_FIGURE_START}))([^()\[\]]{{1,200}})[)\]]")
+# One pattern per opening bracket: one that starts with a literal is found several times
+# faster than a class. Parentheses first, so "[(Fig. 1), Table 2]" goes whole.
+_FIGURE_MENTIONS = tuple(
+    re.compile(rf"\{opening}(?=(?i:{_FIGURE_START}))([^()\[\]]{{1,200}})[)\]]") for opening in "(["
+)
 # ...is removed only if every word in it is part of such references: "(Figure 2-figure
 # supplement 1)" goes, "(Figure 7E, RMSD 0.9 A excluding the loop)" stays.
 _REFERENCE_WORDS = frozenset(
@@ -139,8 +143,9 @@ class CleanPaperText(TextTransform):
             text = _NUMERIC_CITATION.sub("", text)
         if args.citation_markers and "(" in text:
             text = _AUTHOR_YEAR.sub("", text)
-        if args.figure_mentions and ("(" in text or "[" in text):
-            text = _FIGURE_MENTION.sub(_drop_figure_mention, text)
+        if args.figure_mentions:
+            for pattern in _FIGURE_MENTIONS:
+                text = pattern.sub(_drop_figure_mention, text)
         text = tidy_changed_lines(before, text)
         # Last, as it removes lines: "DOI:" lines whose link went (tidied to "DOI:").
         if args.urls and any(form in text for form in _DOI_FORMS):
