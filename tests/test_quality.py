@@ -91,3 +91,47 @@ def test_project_samples_pass():
 def test_real_articles_pass():
     for path in sorted((SHARED_FIXTURES / "jats").glob("*.xml")):
         assert QualityFilter().check(parse_article(path.read_bytes()).text) is None, path.name
+
+
+def test_character_counts_equal_the_per_character_definitions():
+    """``character_counts`` counts in C what ``str.isspace``, ``str.isalpha`` and the Unicode
+    symbol categories say one character at a time, on ASCII, Latin, Greek, CJK, symbols,
+    control characters and every kind of blank."""
+    import random
+    import unicodedata
+
+    from pmc_data.steps.quality import character_counts
+
+    pieces = ["a", "Z", "1", " ", "\t", "\n", "\x1c", "\x0b", "\xa0", "\u2009", "\u3000", "\x85",
+              "$", "+", "<", "^", "`", "|", "~", "±", "×", "°", "µ", "é", "ß", "α", "Ω", "²", "½",
+              "∑", "→", "€", "©", "心", "_", "(", ".", "\u0301", "😀"]  # fmt: skip
+    rng = random.Random(3)
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        assert character_counts(text) == (
+            sum(not c.isspace() for c in text),
+            sum(c.isalpha() for c in text),
+            sum(unicodedata.category(c).startswith("S") for c in text),
+        ), text
+
+
+def test_word_counts_equal_counting_the_words_one_by_one():
+    """``word_counts`` counts words in C; the same as counting the regex's words in Python
+    (non-ASCII letters inside and around words, digits of other scripts, the Kelvin sign
+    that lower-cases to ASCII, underscores)."""
+    import random
+
+    from pmc_data.steps.quality import _WORD, ENGLISH, word_counts
+
+    pieces = ["the", "The", "OF", " ", "and", "a", "was", "ab", "é", "ü", "ß", "α", "心", "²",
+              "\u0661", "1", "_", "-", "'", ".", "\u212a", "İ", "\u0301", "\xa0", "\n",
+              "x"]  # fmt: skip
+    rng = random.Random(5)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        words = _WORD.findall(text)
+        assert word_counts(text) == (
+            len(words),
+            sum(w.lower() in ENGLISH for w in words),
+            sum(w.isascii() for w in words),
+        ), text
