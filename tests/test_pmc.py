@@ -444,6 +444,38 @@ def test_license_from_the_article_without_a_file_list(tmp_path):
     assert [r["license"] for r in rows] == ["CC-BY-4.0", "CC-BY-NC-4.0"]
 
 
+def test_loose_files_are_listed_once_and_read_in_small_units(tmp_path, monkeypatch):
+    """Units of loose articles are ranges of one sorted listing, made once per reader (a
+    listing per unit made reading a big folder quadratic); hidden files and folders and
+    links to folders are skipped, a link to a file is read."""
+    from pmc_data.registry import reader_class
+    from pmc_data.sources import files
+
+    pmc = tmp_path / "pmc"
+    (pmc / "b").mkdir(parents=True)
+    (pmc / ".work").mkdir()
+    for i in range(6):
+        (pmc / ("b" if i % 2 else "") / f"PMC100000{i}.nxml").write_bytes(jats(i, f"PMC100000{i}"))
+    (pmc / ".work" / "PMC1000009.nxml").write_bytes(jats(9, "PMC1000009"))
+    (pmc / ".hidden.nxml").write_bytes(jats(8, "PMC1000008"))
+    (pmc / "link").symlink_to(pmc / "b", target_is_directory=True)
+    (pmc / "z.nxml").symlink_to(pmc / "PMC1000000.nxml")
+    calls = []
+    listing = files.list_files
+    monkeypatch.setattr(files, "list_files", lambda *a: calls.append(a) or listing(*a))
+    cls = reader_class("pmc_oa")
+    reader = cls(cls.Args(license_policy="research"), "medc_k", "pmc")
+    units = reader.plan(str(pmc), 1)  # one article a unit
+    ids = [r["id"] for u in units for result in reader.read(u) for r in result.table.to_pylist()]
+    assert len(calls) == 1 and len(units) == 7
+    # In the listing's order (by path below the input); z.nxml is a link to the first.
+    assert ids == [f"pmc:PMC100000{i}" for i in (0, 2, 4, 1, 3, 5, 0)]
+    names = [p.relative_to(pmc).as_posix() for p in listing(pmc, (".nxml",))]
+    assert names == ["PMC1000000.nxml", "PMC1000002.nxml", "PMC1000004.nxml",
+                     "b/PMC1000001.nxml", "b/PMC1000003.nxml", "b/PMC1000005.nxml",
+                     "z.nxml"]  # fmt: skip
+
+
 @pytest.mark.skipif(not ELIFE.is_dir(), reason="needs ../shared/fixtures (eLife JATS articles)")
 def test_real_elife_articles(tmp_path):
     result, rows, _ = build_pmc(tmp_path, ELIFE)
