@@ -109,7 +109,7 @@ def test_options_keep_figures_tables_formulas_and_citations():
         "Figure: Kaplan-Meier curves.",
         "Table: Baseline characteristics.",
         "Table row: Statin | 120",
-        "E = m c 2",
+        "E = mc^2",
         "\\frac{a}{b}",
         "(Smith et al., 2019; Lee, 2020)",
         "Author response",

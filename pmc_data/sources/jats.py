@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from pmc_data.licenses import UNKNOWN, to_spdx
+from pmc_data.sources.mathml import mathml_text
 from pmc_data.tidy import tidy, tidy_lines
 
 XLINK = "{http://www.w3.org/1999/xlink}href"
@@ -168,13 +169,24 @@ def _only_citations(element: etree._Element) -> bool:
 
 
 def _formula(element: etree._Element, options: JatsOptions) -> str:
+    """The placeholder, or the formula as text: its TeX, else its MathML linearised, else
+    its plain text (label left out); the placeholder when it has none (an image)."""
     if options.formulas == "placeholder":
         return "[formula]"
     tex = next((c for c in element.iter() if _local(c.tag) == "tex-math"), None)
-    if tex is not None and tex.text:
+    if tex is not None and tex.text and tex.text.strip():
         return _norm(tex.text)
     math = next((c for c in element.iter() if _local(c.tag) == "math"), None)
-    return _norm(" ".join((math if math is not None else element).itertext()))
+    if math is not None:
+        text = mathml_text(math)
+    else:
+        pieces = [element.text or ""]
+        for child in element:
+            if _local(child.tag) != "label":
+                pieces += child.itertext()
+            pieces.append(child.tail or "")
+        text = _norm(" ".join(pieces))
+    return text or "[formula]"
 
 
 def _prepare(root: etree._Element, options: JatsOptions) -> None:
@@ -203,6 +215,8 @@ def _prepare(root: etree._Element, options: JatsOptions) -> None:
     # In document order: clearing an outer formula detaches the ones inside it.
     for formula in formulas:
         value = _formula(formula, options)
+        if _local(formula.tag) == "disp-formula":  # a display inside a paragraph stands apart
+            value = f" {value} "
         formula.clear(keep_tail=True)
         formula.text = value
     for line_break in breaks:
