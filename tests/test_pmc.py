@@ -461,8 +461,8 @@ def test_loose_files_are_listed_once_and_read_in_small_units(tmp_path, monkeypat
     (pmc / "link").symlink_to(pmc / "b", target_is_directory=True)
     (pmc / "z.nxml").symlink_to(pmc / "PMC1000000.nxml")
     calls = []
-    listing = files.list_files
-    monkeypatch.setattr(files, "list_files", lambda *a: calls.append(a) or listing(*a))
+    listing = files.list_file_names
+    monkeypatch.setattr(files, "list_file_names", lambda *a: calls.append(a) or listing(*a))
     cls = reader_class("pmc_oa")
     reader = cls(cls.Args(license_policy="research"), "medc_k", "pmc")
     units = reader.plan(str(pmc), 1)  # one article a unit
@@ -470,7 +470,7 @@ def test_loose_files_are_listed_once_and_read_in_small_units(tmp_path, monkeypat
     assert len(calls) == 1 and len(units) == 7
     # In the listing's order (by path below the input); z.nxml is a link to the first.
     assert ids == [f"pmc:PMC100000{i}" for i in (0, 2, 4, 1, 3, 5, 0)]
-    names = [p.relative_to(pmc).as_posix() for p in listing(pmc, (".nxml",))]
+    names = [p.relative_to(pmc).as_posix() for p in files.list_files(pmc, (".nxml",))]
     assert names == ["PMC1000000.nxml", "PMC1000002.nxml", "PMC1000004.nxml",
                      "b/PMC1000001.nxml", "b/PMC1000003.nxml", "b/PMC1000005.nxml",
                      "z.nxml"]  # fmt: skip

@@ -183,7 +183,7 @@ class PmcOaReader(FileReader):
         return RowBuilder(args, self.input_name, display)
 
     def _loose(self, unit: Unit) -> Iterator[tuple[str, str | None, bytes, tuple | None]]:
-        for file in self.files(unit.path)[unit.start : unit.end]:
+        for file in self.files(unit.path, unit.start, unit.end):
             display = display_path(self.input_name, unit.path, file)
             if file.stat().st_size > self.args.max_member_bytes:
                 yield display, None, b"", ("member_too_large", f"{file.stat().st_size} bytes")
