@@ -231,6 +231,14 @@ def test_clean_paper_text_tidies_what_its_removals_leave():
         "A treatment.\nKept ( n = 3 ) ."
     )
     assert clean.transform("  Nothing to remove .  ") == "Nothing to remove ."
+    # DOIs, labelled or bare, go with the URLs; numbers that only look like one stay.
+    assert (
+        clean.transform(
+            "eLife 1: e00007. doi: 10.7554/eLife.00007 (see 10.1186/1471-2180-11-174). "
+            "Dose 10.5 mg; 10.12/3 and 210.1234/5 stay."
+        )
+        == "eLife 1: e00007. Dose 10.5 mg; 10.12/3 and 210.1234/5 stay."
+    )
     assert clean.transform("Intro [1] .\n\nDOI: https://doi.org/10.7554/x\n\nNext") == (
         "Intro.\n\nNext"
     )
@@ -262,7 +270,8 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
     on_lines = [(p._EMAIL, "", ("@",)), (t._SPACES, " ", ("\t", "  "))]
     pieces = ["a", "Zz", "w", "WWW.", "Www.", "www.", "http://", "HTTPS://", "Ftp://", "://",
               "x.org/", "İ", "@", "me@", "b.c", "-", "+", "_", ".", ",", ";", ":", " ", "  ", "\t",
-              "\n", "\n\n", "(", ")", "[", "]", "1", "é", "\xa0"]  # fmt: skip
+              "\n", "\n\n", "(", ")", "[", "]", "1", "é", "\xa0", "doi", "DOI: ", "10.", "1234",
+              "/", "<"]  # fmt: skip
     rng = random.Random(7)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
@@ -270,6 +279,8 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
             result = t.sub_on_lines(pattern, repl, text, needles)
             assert result == pattern.sub(repl, text), (pattern.pattern, text)
         assert t.sub_at(p._URL, "", text, p._url_starts(text)) == p._URL.sub("", text), text
+        doi_starts = p._starts(text, p._DOI_NEEDLES)
+        assert t.sub_at(p._DOI, "", text, doi_starts) == p._DOI.sub("", text), text
         expected = t._SPACE_BEFORE_PUNCT.sub(r"\1\2", text)
         assert t._drop_blanks_before_punctuation(text) == expected, text
     # A callable replacement, and starts that fall inside an earlier match.

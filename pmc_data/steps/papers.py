@@ -25,6 +25,12 @@ from pmc_data.tidy import sub_at, sub_on_lines, tidy, tidy_lines
 # The scheme in any case; "www." in the three cases people write it (a fixed set, so that
 # the candidates are found with str.find: see _url_starts).
 _URL = re.compile(r"(?:(?i:https?|ftp)://|(?:www|WWW|Www)\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]")
+# A DOI, with its "doi:" label when it has one: "doi: 10.7554/eLife.00007",
+# "10.1186/1471-2180-11-174" (its suffix may hold "<>" and brackets: SICI DOIs do).
+_DOI = re.compile(
+    r"(?:(?<!\w)(?:doi|DOI|Doi)[ \t]*:?[ \t]*|(?<![\w.]))10\.\d{4,9}/[^\s\"]*[^\s\"'.,;:)\]]"
+)
+_DOI_NEEDLES = ("doi", "DOI", "Doi", "10.")
 _DOI_FORMS = ("DOI:", "doi:", "Doi:")
 _DOI_LINE = re.compile(r"^\s*(?:DOI|doi|Doi):\s*$", re.MULTILINE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -77,6 +83,17 @@ _BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
 URL_NEEDLES = ("://", "www.", "WWW.", "Www.")
 
 
+def _starts(text: str, needles: tuple[str, ...]) -> list[int]:
+    """Where each needle occurs: the places a DOI can start (at its label or its "10.")."""
+    starts = []
+    for needle in needles:
+        at = text.find(needle)
+        while at != -1:
+            starts.append(at)
+            at = text.find(needle, at + 1)
+    return starts
+
+
 def _url_starts(text: str) -> list[int]:
     """Where a URL can start: at a "www.", or 3-5 characters before a "://" (ftp, http,
     https). The URL pattern, case-insensitive and starting with a class of letters, would
@@ -112,6 +129,7 @@ def tidy_changed_lines(before: str, after: str) -> str:
 class CleanPaperTextArgs(StepArgs):
     #: Join words hyphenated across line ends (text extracted from PDFs).
     dehyphenate: bool = True
+    #: URLs and DOIs ("doi: 10.7554/eLife.00007"), and "DOI:" lines left without theirs.
     urls: bool = True
     emails: bool = True
     #: Bracketed numbers and (Author et al., 2020) references.
@@ -135,6 +153,7 @@ class CleanPaperText(TextTransform):
         before = text
         if args.urls:
             text = sub_at(_URL, "", text, _url_starts(text))
+            text = sub_at(_DOI, "", text, _starts(text, _DOI_NEEDLES))
         # An e-mail never spans lines, and the pattern is tried at most positions of the
         # lines it runs on: only lines that can hold one are searched.
         if args.emails and "@" in text:
