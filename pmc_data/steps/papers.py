@@ -26,11 +26,12 @@ from pmc_data.tidy import sub_at, sub_on_lines, tidy, tidy_lines
 # the candidates are found with str.find: see _url_starts).
 _URL = re.compile(r"(?:(?i:https?|ftp)://|(?:www|WWW|Www)\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]")
 # A DOI, with its "doi:" label when it has one: "doi: 10.7554/eLife.00007",
-# "10.1186/1471-2180-11-174" (its suffix may hold "<>" and brackets: SICI DOIs do).
+# "10.1186/1471-2180-11-174" (its suffix may hold "<>" and brackets: SICI DOIs do). The label
+# is at most 10 characters, so every match starts at a "10." or 3-10 characters before one.
 _DOI = re.compile(
-    r"(?:(?<!\w)(?:doi|DOI|Doi)[ \t]*:?[ \t]*|(?<![\w.]))10\.\d{4,9}/[^\s\"]*[^\s\"'.,;:)\]]"
+    r"(?:(?<!\w)(?:doi|DOI|Doi)[ \t]{0,3}:?[ \t]{0,3}|(?<![\w.]))"
+    r"10\.\d{4,9}/[^\s\"]*[^\s\"'.,;:)\]]"
 )
-_DOI_NEEDLES = ("doi", "DOI", "Doi", "10.")
 _DOI_FORMS = ("DOI:", "doi:", "Doi:")
 _DOI_LINE = re.compile(r"^\s*(?:DOI|doi|Doi):\s*$", re.MULTILINE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -83,26 +84,27 @@ _BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
 URL_NEEDLES = ("://", "www.", "WWW.", "Www.")
 
 
-def _starts(text: str, needles: tuple[str, ...]) -> list[int]:
-    """Where each needle occurs: the places a DOI can start (at its label or its "10.")."""
+def _doi_starts(text: str) -> list[int]:
+    """Where a DOI can start: at a "10.", or where its label can (3-10 characters before)."""
     starts = []
-    for needle in needles:
-        at = text.find(needle)
-        while at != -1:
-            starts.append(at)
-            at = text.find(needle, at + 1)
+    at = text.find("10.")
+    while at != -1:
+        starts += range(max(0, at - 10), at - 2)
+        starts.append(at)
+        at = text.find("10.", at + 1)
     return starts
 
 
 def _url_starts(text: str) -> list[int]:
-    """Where a URL can start: at a "www.", or 3-5 characters before a "://" (ftp, http,
-    https). The URL pattern, case-insensitive and starting with a class of letters, would
-    be tried at every position; :func:`sub_at` tries only these."""
+    """Where a URL can start: 3-5 characters before a "://" (ftp, http, https), or one
+    before a "ww." or "WW." ("www.", "Www.", "WWW."; two scans instead of three). The URL
+    pattern, case-insensitive and starting with a class of letters, would be tried at every
+    position; :func:`sub_at` tries only these."""
     starts = []
-    for needle in URL_NEEDLES:
+    for needle, before in (("://", range(5, 2, -1)), ("ww.", (1,)), ("WW.", (1,))):
         at = text.find(needle)
         while at != -1:
-            starts += range(max(0, at - 5), at - 2) if needle == "://" else (at,)
+            starts += (at - back for back in before if at >= back)
             at = text.find(needle, at + 1)
     return starts
 
@@ -153,7 +155,7 @@ class CleanPaperText(TextTransform):
         before = text
         if args.urls:
             text = sub_at(_URL, "", text, _url_starts(text))
-            text = sub_at(_DOI, "", text, _starts(text, _DOI_NEEDLES))
+            text = sub_at(_DOI, "", text, _doi_starts(text))
         # An e-mail never spans lines, and the pattern is tried at most positions of the
         # lines it runs on: only lines that can hold one are searched.
         if args.emails and "@" in text:
