@@ -419,10 +419,45 @@ def _between(outer: etree._Element, inner: etree._Element) -> list[etree._Elemen
     return chain
 
 
+#: Constructs inside which "<ref-list" would be text, not a tag: (opening, closing).
+_NOT_MARKUP = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"))
+
+
+def _without_references(data: bytes) -> bytes:
+    """``data`` less its first reference list, cut as bytes before parsing: the reader drops
+    it anyway, and it is a third of a typical article's bytes and of lxml's time.
+
+    The span runs from the first ``<ref-list`` tag to the first ``</ref-list>`` after it. It
+    is cut only if no comment, CDATA section or processing instruction is open where it
+    starts (so it starts at a tag); the caller parses the whole document whenever the cut
+    one is not well-formed. A cut document that parses is one whose span was exactly that
+    element: a nested list, or a close inside a comment, leaves a ``</ref-list>`` that
+    closes nothing. A malformation inside the reference list thus no longer rejects an
+    article. Returns ``data`` itself when nothing is cut.
+    """
+    start = data.find(b"<ref-list")
+    if start == -1 or data[start + 9 : start + 10] not in (b" ", b"\t", b"\r", b"\n", b">"):
+        return data
+    end = data.find(b"</ref-list>", start)
+    if end == -1:
+        return data
+    for opening, closing in _NOT_MARKUP:
+        at = data.rfind(opening, 0, start)
+        if at != -1 and data.find(closing, at, start) == -1:
+            return data
+    return data[:start] + data[end + len(b"</ref-list>") :]
+
+
 def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
     """Parse one JATS/NLM article (bytes of ``.nxml``) into an :class:`Article`."""
     options = options or JatsOptions()
-    root = parse_xml(data)
+    cut = _without_references(data)
+    try:
+        root = parse_xml(cut)
+    except etree.XMLSyntaxError:
+        if cut is data:
+            raise
+        root = parse_xml(data)  # the errors, or a cut that was not harmless, are the whole's
     if _local(root.tag) != "article":
         raise ValueError(f"root element is <{_local(root.tag)}>, not <article>")
     article = Article(article_type=root.get("article-type"))
