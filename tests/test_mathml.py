@@ -26,7 +26,7 @@ MML = 'xmlns="http://www.w3.org/1998/Math/MathML"'
             "<mfrac><mn>0.5</mn><mrow><mo>(</mo><mn>1</mn><mo>+</mo><msup><mi>e</mi><mrow>"
             "<mo>−</mo><mi>t</mi></mrow></msup><mo>)</mo></mrow></mfrac><mo>=</mo>"
             "<msqrt><mi>n</mi></msqrt><mo>+</mo><mroot><mi>x</mi><mn>3</mn></mroot>",
-            "0.5/(1 + e^(−t)) = sqrt(n) + root3(x)",
+            "0.5/(1 + e^(−t)) = sqrt(n) + x^(1/3)",
         ),
         # invisible operators go; the annotation is not the formula
         (

@@ -1,10 +1,10 @@
 """Presentation MathML as one line of plain text, the way people type formulae.
 
-Scripts become ``_`` and ``^`` (grouped in parentheses when longer than one token), fractions
-``a/b``, roots ``sqrt(x)``, tables rows separated by ``;``; operators get spaces around them,
-brackets and commas do not; invisible operators (function application, invisible times) and
-annotations are dropped. The JATS reader uses it for ``formulas: text`` when a formula has
-no TeX.
+Scripts become ``_`` and ``^`` (grouped in parentheses when longer than one token),
+fractions ``a/b``, roots ``sqrt(x)`` and ``x^(1/3)``, table rows are separated by ``;``;
+operators get spaces around them, brackets and commas do not; invisible operators (function
+application, invisible times) and annotations are dropped. The JATS reader uses it for
+``formulas: text`` when a formula has no TeX.
 
 >>> from lxml import etree
 >>> math = etree.fromstring(
@@ -109,7 +109,9 @@ def _linear(element: etree._Element) -> str:
     if name == "msqrt":
         return f"sqrt({''.join(parts)})"
     if name == "mroot":
-        return f"root{_group(parts[1])}({parts[0]})" if parts[1].strip() else f"sqrt({parts[0]})"
+        if not parts[1].strip():
+            return f"sqrt({parts[0]})"
+        return f"{_group(parts[0])}^(1/{_group(parts[1])}) "
     if name == "mfenced":
         opening, closing = element.get("open", "("), element.get("close", ")")
         separator = (element.get("separators", ",").strip() or ",")[0]
