@@ -31,9 +31,6 @@ _EMPTY_BRACKETS = tuple(
 # A run of separators keeps its last: ", , ." -> "." (so tidying twice changes nothing),
 # and goes before a closing bracket: "(2011; )" -> "(2011)".
 _DOUBLE_PUNCT = tuple(re.compile(rf"{first}(?:[^\S\n]|[,;])*([.;,)\]])") for first in ",;")
-# A sentence that was only a removed item leaves ". ." -> "." (a spaced ellipsis ". . ."
-# stays: no dot-and-space before the pair, no dot after it).
-_SPACED_DOUBLE_DOT = re.compile(r"\.(?<!\.\.)(?<!\. \.)[ \t]+\.(?![^\S\n]*\.)")
 # Separators and blanks a removal left after an opening bracket: "(; Figure 1)".
 _AFTER_OPENING = tuple(re.compile(rf"\{opening}(?:[^\S\n]|[,;])+") for opening in "([")
 # No blank before punctuation that ends a clause, or before a closing bracket: "(1.1 Å )".
@@ -168,10 +165,13 @@ def _drop_empty_brackets(text: str) -> str:
             return text
         pieces = text.split("\x00")
         pieces = [piece.rstrip(BLANKS) for piece in pieces[:-1]] + [pieces[-1]]
-        for i in range(1, len(pieces)):  # "e00007. (see )." -> "e00007." ("..." stays)
-            left, right = pieces[i - 1], pieces[i]
-            if left[-1:] == "." and left[-2:] != ".." and right[:1] == "." and right[:2] != "..":
-                pieces[i] = right[1:]
+        # A full stop on both sides of a hole is one: "Inc. (see )." -> "Inc." ("..." stays).
+        end = pieces[0][-2:]  # the last two characters of the text joined so far
+        for i in range(1, len(pieces)):
+            right = pieces[i]
+            if end[-1:] == "." and end != ".." and right[:1] == "." and right[:2] != "..":
+                right = pieces[i] = right[1:]
+            end = (end + right)[-2:]
         text = "".join(pieces)
         if not any(
             left[-1:] in _MAY_OPEN and right.lstrip(BLANKS)[:1] in _MAY_CLOSE  # "" is in any
@@ -186,7 +186,6 @@ def _tidy(text: str) -> str:
     text = _drop_empty_brackets(text)
     for pattern in _DOUBLE_PUNCT:
         text = pattern.sub(r"\1", text)
-    text = _SPACED_DOUBLE_DOT.sub(".", text)
     for pattern, opening in zip(_AFTER_OPENING, "([", strict=True):
         text = pattern.sub(opening, text)
     text = _drop_blanks_before_punctuation(text)
@@ -198,4 +197,4 @@ def _tidy(text: str) -> str:
 
 _SPACED_PUNCTUATION = ("\t", " .", " ,", " ;", " :", " )", " ]")
 #: Every pattern above needs one of these: a heading or a short line usually has none.
-_NEEDLES = ("(", "[", ",", ";", "  ", "..", ". ", ".\t", *_SPACED_PUNCTUATION)
+_NEEDLES = ("(", "[", ",", ";", "  ", "..", *_SPACED_PUNCTUATION)

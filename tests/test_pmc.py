@@ -111,9 +111,25 @@ REFS = (
         (REFS, True),  # the common case: cut before parsing
         # a comment open where "<ref-list" stands: it is text, nothing is cut
         (f"<!-- {REFS}", False),
-        # cut, not well-formed, so parsed whole: a nested list, a close inside a comment
-        ('<ref-list><ref-list><ref id="b1"/></ref-list></ref-list>', True),
-        ('<ref-list><!-- </ref-list> --><ref id="b1"/></ref-list>', True),
+        # not cut: a span holding another list's start, a comment, or an end tag written
+        # "</ref-list >" could run past its own end, over what lies between
+        ('<ref-list><ref-list><ref id="b1"/></ref-list></ref-list>', False),
+        ('<ref-list><!-- </ref-list> --><ref id="b1"/></ref-list>', False),
+        (
+            '<ref-list content-type="none" /><app-group><app><title>Early</title><p>E.</p></app>'
+            f"</app-group>{REFS}",
+            False,
+        ),
+        (
+            '<ref-list><ref id="b0"/></ref-list ><app-group><app><title>Early</title><p>E.</p>'
+            f"</app></app-group>{REFS}",
+            False,
+        ),
+        (
+            "<ref-list><!-- </ref-list><app-group><app><title>Old</title><p>Commented.</p></app>"
+            '</app-group><ref-list> --><ref id="b1"/></ref-list>',
+            False,
+        ),
     ],
 )
 def test_reference_lists_are_cut_before_parsing_only_where_harmless(references, cut, monkeypatch):
@@ -130,6 +146,7 @@ def test_reference_lists_are_cut_before_parsing_only_where_harmless(references, 
     whole = parse_article(data)
     assert (article.text, article.sections) == (whole.text, whole.sections)
     assert "Kidney. 2019" not in article.text and "Appendix A" in article.text
+    assert "Commented" not in article.text
 
 
 def test_what_follows_a_cut_reference_list_is_read():
@@ -282,12 +299,18 @@ def test_clean_paper_text_tidies_what_its_removals_leave():
     )
     assert clean.transform("  Nothing to remove .  ") == "Nothing to remove ."
     # DOIs, labelled or bare, go with the URLs; numbers that only look like one stay.
+    assert clean.transform(
+        "eLife 1: e00007. doi: 10.7554/eLife.00007\nMethods (see 10.1186/1471-2180-11-174). "
+        "Dose 10.5 mg; 10.12/3 and 210.1234/5 stay."
+    ) == ("eLife 1: e00007.\nMethods. Dose 10.5 mg; 10.12/3 and 210.1234/5 stay.")
+    # A DOI that was a sentence of its own takes its full stop with it; one ending a
+    # sentence leaves the stop.
     assert (
         clean.transform(
-            "eLife 1: e00007. doi: 10.7554/eLife.00007 (see 10.1186/1471-2180-11-174). "
-            "Dose 10.5 mg; 10.12/3 and 210.1234/5 stay."
+            "PLOS ONE. 10.1371/journal.pone.0120221.g001. DOI: 10.6084/m9.figshare.1263506 "
+            "Molecule 2. Data are at doi: 10.5061/dryad.x2. Next."
         )
-        == "eLife 1: e00007. Dose 10.5 mg; 10.12/3 and 210.1234/5 stay."
+        == "PLOS ONE. Molecule 2. Data are at. Next."
     )
     assert clean.transform("Intro [1] .\n\nDOI: https://doi.org/10.7554/x\n\nNext") == (
         "Intro.\n\nNext"
@@ -329,7 +352,8 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
             result = t.sub_on_lines(pattern, repl, text, needles)
             assert result == pattern.sub(repl, text), (pattern.pattern, text)
         assert t.sub_at(p._URL, "", text, p._url_starts(text)) == p._URL.sub("", text), text
-        assert t.sub_at(p._DOI, "", text, p._doi_starts(text)) == p._DOI.sub("", text), text
+        doi = p._drop_doi
+        assert t.sub_at(p._DOI, doi, text, p._doi_starts(text)) == p._DOI.sub(doi, text), text
         expected = t._SPACE_BEFORE_PUNCT.sub(r"\1\2", text)
         assert t._drop_blanks_before_punctuation(text) == expected, text
     # A callable replacement, and starts that fall inside an earlier match.
@@ -350,6 +374,10 @@ def test_tidy_never_joins_lines_and_tidies_lines_in_one_pass():
     # What removing citations leaves inside brackets and after "et al."
     assert t.tidy("a fold (; Figure 1), MDH (62% identity, ) and (2011; ) [, their fig 5].") == (
         "a fold (Figure 1), MDH (62% identity) and (2011) [their fig 5]."
+    )
+    # A full stop on both sides of what was removed is one; an ellipsis stays.
+    assert t.tidy("SIS, Inc. (see ). Next (see). (see). Wait... (see ). x") == (
+        "SIS, Inc. Next. Wait.... x"
     )
     assert t.tidy("cells ( seen in 5 ) by Amir et al.. Is it...? [0, 1) stays") == (
         "cells (seen in 5) by Amir et al. Is it...? [0, 1) stays"
@@ -530,6 +558,7 @@ def test_loose_files_are_listed_once_and_read_in_small_units(tmp_path, monkeypat
     assert len(calls) == 1 and len(units) == 7
     # In the listing's order (by path below the input); z.nxml is a link to the first.
     assert ids == [f"pmc:PMC100000{i}" for i in (0, 2, 4, 1, 3, 5, 0)]
+    assert files.list_files(tmp_path / "missing", (".nxml",)) == []  # the reader says which
     names = [p.relative_to(pmc).as_posix() for p in files.list_files(pmc, (".nxml",))]
     assert names == ["PMC1000000.nxml", "PMC1000002.nxml", "PMC1000004.nxml",
                      "b/PMC1000001.nxml", "b/PMC1000003.nxml", "b/PMC1000005.nxml",

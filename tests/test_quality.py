@@ -125,7 +125,7 @@ def test_word_counts_equal_counting_the_words_one_by_one():
 
     pieces = ["the", "The", "OF", " ", "and", "a", "was", "ab", "é", "ü", "ß", "α", "心", "²",
               "\u0661", "1", "_", "-", "'", ".", "\u212a", "İ", "\u0301", "\xa0", "\n",
-              "x"]  # fmt: skip
+              "x", "\x01", "\x80"]  # fmt: skip
     rng = random.Random(5)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))

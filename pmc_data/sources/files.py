@@ -38,6 +38,8 @@ def list_file_names(root: str | Path, suffixes: Iterable[str]) -> list[str]:
     root = Path(root)
     if root.is_file():
         return [str(root)]
+    if not root.is_dir():
+        return []  # the readers say which input has no files
     suffixes = tuple(suffixes)
     found: list[str] = []
     folders = [str(root)]

@@ -421,6 +421,9 @@ def _between(outer: etree._Element, inner: etree._Element) -> list[etree._Elemen
 
 #: Constructs inside which "<ref-list" would be text, not a tag: (opening, closing).
 _NOT_MARKUP = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"))
+#: Not allowed inside the span that is cut: comments and CDATA ("<!"), processing
+#: instructions, and another reference list.
+_NOT_IN_REFERENCES = (b"<!", b"<?", b"<ref-list")
 
 
 def _without_references(data: bytes) -> bytes:
@@ -429,17 +432,20 @@ def _without_references(data: bytes) -> bytes:
 
     The span runs from the first ``<ref-list`` tag to the first ``</ref-list>`` after it. It
     is cut only if no comment, CDATA section or processing instruction is open where it
-    starts (so it starts at a tag); the caller parses the whole document whenever the cut
-    one is not well-formed. A cut document that parses is one whose span was exactly that
-    element: a nested list, or a close inside a comment, leaves a ``</ref-list>`` that
-    closes nothing. A malformation inside the reference list thus no longer rejects an
-    article. Returns ``data`` itself when nothing is cut.
+    starts and none is in it, and it holds no other ``<ref-list``: then every ``<`` in it
+    starts a tag and its first ``</ref-list>`` is its own end, so the span is exactly that
+    element. The caller parses the whole document whenever the cut one is not well-formed.
+    A malformation inside the reference list thus no longer rejects an article. Returns
+    ``data`` itself when nothing is cut.
     """
     start = data.find(b"<ref-list")
     if start == -1 or data[start + 9 : start + 10] not in (b" ", b"\t", b"\r", b"\n", b">"):
         return data
     end = data.find(b"</ref-list>", start)
-    if end == -1:
+    # In the span, every "<" must start a tag, and none another list: then its first end tag
+    # is its own (a self-closing list, or an end tag written "</ref-list >", would
+    # otherwise carry the span on to a later list's end, over what lies between).
+    if end == -1 or any(data.find(mark, start + 1, end) != -1 for mark in _NOT_IN_REFERENCES):
         return data
     for opening, closing in _NOT_MARKUP:
         at = data.rfind(opening, 0, start)

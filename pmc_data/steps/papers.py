@@ -30,8 +30,21 @@ _URL = re.compile(r"(?:(?i:https?|ftp)://|(?:www|WWW|Www)\.)[^\s<>\"')\]]+[^\s<>
 # is at most 10 characters, so every match starts at a "10." or 3-10 characters before one.
 _DOI = re.compile(
     r"(?:(?<!\w)(?:doi|DOI|Doi)[ \t]{0,3}:?[ \t]{0,3}|(?<![\w.]))"
-    r"10\.\d{4,9}/[^\s\"]*[^\s\"'.,;:)\]]"
+    r"10\.\d{4,9}/[^\s\"]*[^\s\"'.,;:)\]](\.(?=\s|$))?"
 )
+
+
+def _drop_doi(match: re.Match) -> str:
+    """Nothing for a DOI; its full stop too when it was a sentence of its own ("PLOS ONE.
+    10.1371/journal.pone.0120221.g001. Next" -> "PLOS ONE. Next"), else the stop stays."""
+    if not match.group(1):
+        return ""
+    start = match.start()
+    head = match.string[max(0, start - 8) : start].rstrip(" \t")
+    alone = head[-1:] in (".", "\n") or (not head and start <= 8)
+    return "" if alone else "."
+
+
 _DOI_FORMS = ("DOI:", "doi:", "Doi:")
 _DOI_LINE = re.compile(r"^\s*(?:DOI|doi|Doi):\s*$", re.MULTILINE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -155,7 +168,7 @@ class CleanPaperText(TextTransform):
         before = text
         if args.urls:
             text = sub_at(_URL, "", text, _url_starts(text))
-            text = sub_at(_DOI, "", text, _doi_starts(text))
+            text = sub_at(_DOI, _drop_doi, text, _doi_starts(text))
         # An e-mail never spans lines, and the pattern is tried at most positions of the
         # lines it runs on: only lines that can hold one are searched.
         if args.emails and "@" in text:

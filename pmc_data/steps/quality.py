@@ -77,26 +77,26 @@ def character_counts(text: str) -> tuple[int, int, int]:
 # (by _word_classes): a word character as _OTHER_LETTER, a decimal digit as "0", the rest as
 # a space. The bytes are then lower-cased and every non-letter made a space by one
 # translate, and split in C.
-_OTHER_LETTER = b"\x01"  # in no English function word, so a word holding it never is one
+_OTHER_LETTER = b"\x80"  # never in ASCII text, and in no English function word
 _WORD_BYTES = bytes(
-    (code if chr(code).isalpha() else 32) if code != _OTHER_LETTER[0] else code
+    code | 0x20 if chr(code).isascii() and chr(code).isalpha() else 0x80 if code == 0x80 else 32
     for code in range(256)
-).lower()
+)
 _ENGLISH_BYTES = frozenset(word.encode() for word in ENGLISH)
 
 
-def _character_class(char: str) -> str:
+def _character_class(char: str) -> bytes:
     if _WORD.fullmatch(char):
-        return _OTHER_LETTER.decode()
-    return "0" if char.isdecimal() else " "
+        return _OTHER_LETTER
+    return b"0" if char.isdecimal() else b" "
 
 
-def _word_classes(error: UnicodeError) -> tuple[str, int]:
+def _word_classes(error: UnicodeError) -> tuple[bytes, int]:
     """``codecs`` error handler: a run of non-ASCII characters as their classes."""
     if not isinstance(error, UnicodeEncodeError):
         raise error
     run = error.object[error.start : error.end]
-    return "".join(map(_character_class, run)), error.end
+    return b"".join(map(_character_class, run)), error.end
 
 
 codecs.register_error("pmc_data.word_classes", _word_classes)
