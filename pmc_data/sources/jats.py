@@ -420,38 +420,59 @@ def _between(outer: etree._Element, inner: etree._Element) -> list[etree._Elemen
 
 
 #: Constructs inside which "<ref-list" would be text, not a tag: (opening, closing).
-_NOT_MARKUP = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"))
-#: Not allowed inside the span that is cut: comments and CDATA ("<!"), processing
-#: instructions, and another reference list.
-_NOT_IN_REFERENCES = (b"<!", b"<?", b"<ref-list")
+def _markup_at(data: bytes, start: int) -> bool:
+    """Whether a comment, CDATA section or processing instruction is open at ``start``.
+
+    Every ``<!`` and ``<?`` before it is looked at, found from its second byte with
+    single-byte searches (C ``memrchr``), which a long document makes much faster than
+    searching for the openers themselves."""
+    for mark, kinds in ((b"!", ((b"--", b"-->"), (b"[CDATA[", b"]]>"))), (b"?", ((b"", b"?>"),))):
+        at = data.rfind(mark, 0, start)
+        while at > 0:
+            if data[at - 1 : at] == b"<":
+                for rest, closing in kinds:
+                    if data.startswith(rest, at + 1) and data.find(closing, at + 1, start) == -1:
+                        return True
+            at = data.rfind(mark, 0, at)
+    return False
+
+
+def _holds_markup(data: bytes, start: int, end: int) -> bool:
+    """Whether ``data[start:end]`` holds a ``<!`` or ``<?`` (single-byte searches too)."""
+    for mark in (b"!", b"?"):
+        at = data.find(mark, start, end)
+        while at != -1:
+            if data[at - 1 : at] == b"<":
+                return True
+            at = data.find(mark, at + 1, end)
+    return False
 
 
 def _without_references(data: bytes) -> bytes:
     """``data`` less its first reference list, cut as bytes before parsing: the reader drops
     it anyway, and it is a third of a typical article's bytes and of lxml's time.
 
-    The span runs from the first ``<ref-list`` tag to the first ``</ref-list>`` after it. It
-    is cut only if no comment, CDATA section or processing instruction is open where it
-    starts and none is in it, and it holds no other ``<ref-list``: then every ``<`` in it
-    starts a tag and its first ``</ref-list>`` is its own end, so the span is exactly that
-    element. The caller parses the whole document whenever the cut one is not well-formed.
-    A malformation inside the reference list thus no longer rejects an article. Returns
-    ``data`` itself when nothing is cut.
+    The span runs from the first ``<ref-list`` tag to its ``</ref-list>``: the first
+    ``ref-list`` after the start tag must be that end tag (not another list's start, nor an
+    end tag written ``</ref-list >``, which could carry the span on to a later list's end,
+    over what lies between), and no comment, CDATA section or processing instruction may be
+    open where it starts or be in it. Then every ``<`` in it starts a tag and the span is
+    exactly that element. The caller also parses the whole document whenever the cut one is
+    not well-formed. A malformation inside the reference list thus no longer rejects an
+    article. Returns ``data`` itself when nothing is cut.
     """
     start = data.find(b"<ref-list")
     if start == -1 or data[start + 9 : start + 10] not in (b" ", b"\t", b"\r", b"\n", b">"):
         return data
-    end = data.find(b"</ref-list>", start)
-    # In the span, every "<" must start a tag, and none another list: then its first end tag
-    # is its own (a self-closing list, or an end tag written "</ref-list >", would
-    # otherwise carry the span on to a later list's end, over what lies between).
-    if end == -1 or any(data.find(mark, start + 1, end) != -1 for mark in _NOT_IN_REFERENCES):
+    at = data.find(b"ref-list", start + 9)
+    while at != -1 and data[at - 1 : at] not in (b"<", b"/"):  # "ref-list" as text
+        at = data.find(b"ref-list", at + 8)
+    if at == -1 or data[at - 2 : at] != b"</" or data[at + 8 : at + 9] != b">":
         return data
-    for opening, closing in _NOT_MARKUP:
-        at = data.rfind(opening, 0, start)
-        if at != -1 and data.find(closing, at, start) == -1:
-            return data
-    return data[:start] + data[end + len(b"</ref-list>") :]
+    end = at + 9
+    if _holds_markup(data, start, end) or _markup_at(data, start):
+        return data
+    return data[:start] + data[end:]
 
 
 def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
