@@ -130,6 +130,13 @@ REFS = (
             '</app-group><ref-list> --><ref id="b1"/></ref-list>',
             False,
         ),
+        # not cut: a processing instruction open where it stands, a CDATA section in it
+        (f"<?note {REFS} ?>{REFS}", False),
+        (
+            '<ref-list><ref id="b1"><mixed-citation><![CDATA[a < b]]></mixed-citation></ref>'
+            "</ref-list>",
+            False,
+        ),
     ],
 )
 def test_reference_lists_are_cut_before_parsing_only_where_harmless(references, cut, monkeypatch):
