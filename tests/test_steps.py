@@ -6,6 +6,7 @@ import random
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from pmc_data.dedup.exact import ExactDedup, ExactDedupArgs
@@ -117,3 +118,29 @@ def test_exact_dedup_prefers_source_then_longer_text():
     ]
     decided = step.decide(dedup_frame(rows, step))
     assert decided["detail"].to_list() == ['{"kept_id":"3"}'] * 2
+
+
+def test_word_counts_equal_the_regex_count():
+    """The length filter counts words in NumPy; the same as RE2's ``\\S+`` runs (whose
+    ``\\s`` is tab, line feed, form feed, carriage return and space only), on plain, sliced
+    and chunked columns with nulls, empty strings and every kind of blank."""
+    from pmc_data.steps.filters import word_counts
+
+    pieces = ["a", "é", "中", " ", "  ", "\t", "\n", "\x0b", "\x0c", "\r", "\xa0", "\u2009", "😀"]
+    rng = random.Random(2)
+
+    def regex(array):
+        return pc.count_substring_regex(pc.fill_null(array, ""), r"\S+").to_numpy(
+            zero_copy_only=False
+        )
+
+    for _ in range(300):
+        texts = [
+            None if rng.random() < 0.1 else "".join(rng.choices(pieces, k=rng.randint(0, 30)))
+            for _ in range(rng.randint(0, 12))
+        ]
+        array = pa.array(texts, pa.string())
+        columns = [array, array.slice(1, max(0, len(array) - 2))]
+        columns.append(pa.chunked_array([array.slice(0, 2), array.slice(2)], pa.string()))
+        for column in columns:
+            assert word_counts(column).tolist() == regex(column).tolist(), texts

@@ -15,6 +15,44 @@ import pyarrow.compute as pc
 
 from pmc_data.registry import Filter, StepArgs, register_step
 
+#: The bytes RE2's ``\s`` matches (tab, line feed, form feed, carriage return, space): a
+#: word is a run of the others, as ``count_substring_regex(text, r"\S+")`` counts them.
+_SPACE_BYTES = np.zeros(256, dtype=bool)
+_SPACE_BYTES[[9, 10, 12, 13, 32]] = True
+
+
+def word_counts(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Runs of non-space bytes in each string (nulls count 0), found in NumPy on the UTF-8
+    bytes: the same as ``pc.count_substring_regex(text, r"\\S+")``, which runs the regex
+    engine over every character (0.4 ms an article, a tenth of a papers build).
+
+    >>> word_counts(pa.array(["one two  three", "", None, " x\ty "])).tolist()
+    [3, 0, 0, 2]
+    """
+    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
+    counts = [np.zeros(0, dtype=np.int64)]
+    for chunk in chunks:
+        chunk = pc.fill_null(chunk.cast(pa.large_string()), "")
+        docs = len(chunk)
+        _, offset_buffer, data_buffer = chunk.buffers()
+        offsets = np.frombuffer(offset_buffer, dtype=np.int64)
+        bounds = offsets[chunk.offset : chunk.offset + docs + 1]
+        first, size = int(bounds[0]), int(bounds[-1] - bounds[0])
+        if not size:
+            counts.append(np.zeros(docs, dtype=np.int64))
+            continue
+        bounds = bounds - first
+        raw = np.frombuffer(data_buffer, dtype=np.uint8, count=size, offset=first)
+        # A word starts at a word byte after a space or at a string's first byte.
+        in_word = ~_SPACE_BYTES[raw]
+        opens = in_word.copy()
+        opens[1:] &= ~in_word[:-1]
+        firsts = bounds[:-1][bounds[:-1] < size]
+        opens[firsts] = in_word[firsts]
+        owner = np.searchsorted(bounds, np.flatnonzero(opens), side="right") - 1
+        counts.append(np.bincount(owner, minlength=docs)[:docs].astype(np.int64))
+    return np.concatenate(counts)
+
 
 class LengthFilterArgs(StepArgs):
     #: Bounds on whitespace-separated words; ``null`` means no bound.
@@ -37,7 +75,7 @@ class LengthFilter(Filter):
         args = self.args
         text = pc.fill_null(batch.column(self.text_column), "")
         # Vectorised in Arrow and NumPy: a 1 GB shard is measured without a Python loop.
-        words = pc.count_substring_regex(text, r"\S+").to_numpy(zero_copy_only=False)
+        words = word_counts(text)
         chars = pc.utf8_length(text).to_numpy(zero_copy_only=False)
         short = np.zeros(len(batch), dtype=bool)
         long = np.zeros(len(batch), dtype=bool)
