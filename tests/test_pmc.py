@@ -339,7 +339,7 @@ def test_clean_paper_text_keeps_real_content():
 
 def test_substitutions_on_candidates_equal_the_whole_text_ones():
     """The e-mail and spacing patterns run only on lines that hold one of their needles, the
-    URL pattern only at the starts :func:`_url_starts` finds, blanks before punctuation are
+    URL and DOI patterns only at the starts :func:`_starts` finds, blanks before punctuation are
     found from the punctuation: on random texts made of the patterns' building blocks, each
     result equals the plain ``sub``."""
     import random
@@ -358,9 +358,12 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
         for pattern, repl, needles in on_lines:
             result = t.sub_on_lines(pattern, repl, text, needles)
             assert result == pattern.sub(repl, text), (pattern.pattern, text)
-        assert t.sub_at(p._URL, "", text, p._url_starts(text)) == p._URL.sub("", text), text
-        doi = p._drop_doi
-        assert t.sub_at(p._DOI, doi, text, p._doi_starts(text)) == p._DOI.sub(doi, text), text
+        for pattern, repl, needles in (
+            (p._URL, "", p._URL_STARTS),
+            (p._DOI, p._drop_doi, p._DOI_STARTS),
+        ):
+            result = t.sub_at(pattern, repl, text, p._starts(text, needles))
+            assert result == pattern.sub(repl, text), (pattern.pattern, text)
         expected = t._SPACE_BEFORE_PUNCT.sub(r"\1\2", text)
         assert t._drop_blanks_before_punctuation(text) == expected, text
     # A callable replacement, and starts that fall inside an earlier match.

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pmc_data.utf8_words import utf8_bytes, word_starts
+
 # Punctuation and symbols become spaces: "beta-blocker" -> "beta blocker", "(n=12)" -> "n 12".
 _NOT_WORD = r"[^\p{L}\p{N}\s]+"
 _P = np.uint64(0x100000001B3)  # FNV prime: odd, so the polynomial hash is a bijection per length
@@ -96,24 +98,19 @@ def word_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
     """
     text = spaced(texts)
     docs = len(text)
-    _, offset_buffer, data_buffer = text.buffers()
-    bounds = np.frombuffer(offset_buffer, dtype=np.int64)[text.offset : text.offset + docs + 1]
-    first, size = int(bounds[0]), int(bounds[-1] - bounds[0])
+    raw, bounds = utf8_bytes(text)
+    size = len(raw)
     if not size:
         return np.zeros(0, dtype=np.uint64), np.zeros(docs + 1, dtype=np.int64)
-    bounds = bounds - first
-    raw = np.frombuffer(data_buffer, dtype=np.uint8, count=size, offset=first)
     in_word = ~_SEPARATOR[raw]
-    # A word starts at a word byte after a separator or at a document's first byte, and
-    # ends at a word byte before a separator or at a document's last byte.
-    opens, closes = in_word.copy(), in_word.copy()
-    opens[1:] &= ~in_word[:-1]
+    starts, counts = word_starts(in_word, bounds)
+    # A word ends at a word byte before a separator or at a document's last byte.
+    closes = in_word.copy()
     closes[:-1] &= ~in_word[1:]
-    firsts, lasts = bounds[:-1][bounds[:-1] < size], bounds[1:][bounds[1:] > 0] - 1
-    opens[firsts], closes[lasts] = in_word[firsts], in_word[lasts]
-    starts, ends = np.flatnonzero(opens), np.flatnonzero(closes) + 1
-    counts = np.bincount(np.searchsorted(bounds, starts, side="right") - 1, minlength=docs)
-    offsets = np.concatenate([[0], np.cumsum(counts[:docs])]).astype(np.int64)
+    lasts = bounds[1:][bounds[1:] > 0] - 1
+    closes[lasts] = in_word[lasts]
+    ends = np.flatnonzero(closes) + 1
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     # Polynomial hash: byte j of a word weighs P^(j - word start), sums wrap mod 2^64. From
     # one running sum of byte * P^j over the text: (sum to end - sum to start) * P^-start.
     powers, inverses = _power_tables(size)

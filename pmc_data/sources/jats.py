@@ -419,7 +419,6 @@ def _between(outer: etree._Element, inner: etree._Element) -> list[etree._Elemen
     return chain
 
 
-#: Constructs inside which "<ref-list" would be text, not a tag: (opening, closing).
 def _markup_at(data: bytes, start: int) -> bool:
     """Whether a comment, CDATA section or processing instruction is open at ``start``.
 

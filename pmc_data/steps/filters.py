@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pmc_data.registry import Filter, StepArgs, register_step
+from pmc_data.utf8_words import utf8_bytes, word_starts
 
 #: The bytes RE2's ``\s`` matches (tab, line feed, form feed, carriage return, space): a
 #: word is a run of the others, as ``count_substring_regex(text, r"\S+")`` counts them.
@@ -32,25 +33,8 @@ def word_counts(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
     chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
     counts = [np.zeros(0, dtype=np.int64)]
     for chunk in chunks:
-        chunk = pc.fill_null(chunk.cast(pa.large_string()), "")
-        docs = len(chunk)
-        _, offset_buffer, data_buffer = chunk.buffers()
-        offsets = np.frombuffer(offset_buffer, dtype=np.int64)
-        bounds = offsets[chunk.offset : chunk.offset + docs + 1]
-        first, size = int(bounds[0]), int(bounds[-1] - bounds[0])
-        if not size:
-            counts.append(np.zeros(docs, dtype=np.int64))
-            continue
-        bounds = bounds - first
-        raw = np.frombuffer(data_buffer, dtype=np.uint8, count=size, offset=first)
-        # A word starts at a word byte after a space or at a string's first byte.
-        in_word = ~_SPACE_BYTES[raw]
-        opens = in_word.copy()
-        opens[1:] &= ~in_word[:-1]
-        firsts = bounds[:-1][bounds[:-1] < size]
-        opens[firsts] = in_word[firsts]
-        owner = np.searchsorted(bounds, np.flatnonzero(opens), side="right") - 1
-        counts.append(np.bincount(owner, minlength=docs)[:docs].astype(np.int64))
+        raw, bounds = utf8_bytes(pc.fill_null(chunk.cast(pa.large_string()), ""))
+        counts.append(word_starts(~_SPACE_BYTES[raw], bounds)[1])
     return np.concatenate(counts)
 
 

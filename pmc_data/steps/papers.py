@@ -23,7 +23,7 @@ from pmc_data.registry import Filter, StepArgs, TextTransform, register_step
 from pmc_data.tidy import sub_at, sub_on_lines, tidy, tidy_lines
 
 # The scheme in any case; "www." in the three cases people write it (a fixed set, so that
-# the candidates are found with str.find: see _url_starts).
+# the candidates are found with str.find: see _URL_STARTS).
 _URL = re.compile(r"(?:(?i:https?|ftp)://|(?:www|WWW|Www)\.)[^\s<>\"')\]]+[^\s<>\"')\].,;:]")
 # A DOI, with its "doi:" label when it has one: "doi: 10.7554/eLife.00007",
 # "10.1186/1471-2180-11-174" (its suffix may hold "<>" and brackets: SICI DOIs do). The label
@@ -97,29 +97,24 @@ _BROKEN_WORD = re.compile(r"(\w{2,})-[ \t]*\n[ \t]*([a-z]{2,})")
 URL_NEEDLES = ("://", "www.", "WWW.", "Www.")
 
 
-def _doi_starts(text: str) -> list[int]:
-    """Where a DOI can start: at a "10.", or where its label can (3-10 characters before)."""
+def _starts(text: str, needles: tuple[tuple[str, tuple[int, ...]], ...]) -> list[int]:
+    """Where a match can start: each needle's position less each of its offsets. For
+    patterns that would be tried at every position (case-insensitive, or starting with a
+    class of letters): :func:`sub_at` tries only these."""
     starts = []
-    at = text.find("10.")
-    while at != -1:
-        starts += range(max(0, at - 10), at - 2)
-        starts.append(at)
-        at = text.find("10.", at + 1)
-    return starts
-
-
-def _url_starts(text: str) -> list[int]:
-    """Where a URL can start: 3-5 characters before a "://" (ftp, http, https), or one
-    before a "ww." or "WW." ("www.", "Www.", "WWW."; two scans instead of three). The URL
-    pattern, case-insensitive and starting with a class of letters, would be tried at every
-    position; :func:`sub_at` tries only these."""
-    starts = []
-    for needle, before in (("://", range(5, 2, -1)), ("ww.", (1,)), ("WW.", (1,))):
+    for needle, offsets in needles:
         at = text.find(needle)
         while at != -1:
-            starts += (at - back for back in before if at >= back)
+            starts += (at - back for back in offsets if at >= back)
             at = text.find(needle, at + 1)
     return starts
+
+
+#: A URL starts 3-5 characters before a "://" (ftp, http, https), or one before a "ww." or
+#: "WW." ("www.", "Www.", "WWW."; two scans instead of three).
+_URL_STARTS = (("://", (5, 4, 3)), ("ww.", (1,)), ("WW.", (1,)))
+#: A DOI starts at its "10.", or where its label can (3-10 characters before).
+_DOI_STARTS = (("10.", (0, *range(3, 11))),)
 
 
 def tidy_changed_lines(before: str, after: str) -> str:
@@ -167,8 +162,8 @@ class CleanPaperText(TextTransform):
             text = _BROKEN_WORD.sub(r"\1\2", text)
         before = text
         if args.urls:
-            text = sub_at(_URL, "", text, _url_starts(text))
-            text = sub_at(_DOI, _drop_doi, text, _doi_starts(text))
+            text = sub_at(_URL, "", text, _starts(text, _URL_STARTS))
+            text = sub_at(_DOI, _drop_doi, text, _starts(text, _DOI_STARTS))
         # An e-mail never spans lines, and the pattern is tried at most positions of the
         # lines it runs on: only lines that can hold one are searched.
         if args.emails and "@" in text:
