@@ -12,7 +12,6 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import require
 from safetensors.torch import load_file
 from trainer_helpers import metrics, pretrain_sources, run_trainer, tiny_config
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -21,8 +20,9 @@ from trainer import config as configs
 from trainer import data
 from trainer import model as models
 from trainer.data import IGNORE
+from trainer.loss import loss_sum
 from trainer.mixture import Mixture
-from trainer.train import cross_entropy_sum, load_data, loss_sum, schedule
+from trainer.train import load_data, schedule
 
 STEPS = 5  # the books source (~20 rows of 64 tokens) starts its second epoch after step 2
 BATCH = 8
@@ -198,25 +198,3 @@ def test_a_checkpoint_resumes_at_another_world_size(runs):
     want = load_file(out[1] / "hf" / "model.safetensors")
     got = load_file(tmp / "elastic" / "hf" / "model.safetensors")
     assert max((want[k] - got[k]).abs().max().item() for k in want) < 1e-5
-
-
-def test_compiled_cross_entropy_equals_eager():
-    # model.compile also compiles the loss: it must give the loss eager PyTorch gives,
-    # ignored labels included, for bf16 logits as autocast makes them.
-    require(
-        shutil.which("g++") is not None or shutil.which("c++") is not None,
-        "a C++ compiler (torch.compile's CPU code generation)",
-        "apt-get install g++",
-    )
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 16, 50, generator=generator).to(torch.bfloat16)
-    labels = torch.randint(0, 50, (2, 16), generator=generator)
-    labels[0, :5] = IGNORE
-    compiled = torch.compile(cross_entropy_sum)
-    eager = cross_entropy_sum(logits, labels)
-    assert eager.dtype == torch.float32
-    torch.testing.assert_close(compiled(logits, labels), eager, rtol=1e-5, atol=1e-4)
-    reference = F.cross_entropy(
-        logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum"
-    )
-    torch.testing.assert_close(eager, reference)

@@ -17,9 +17,9 @@ from trainer import __main__ as cli
 from trainer import config as configs
 from trainer.config import Source
 from trainer.data import ALPACA, ALPACA_NO_INPUT, IGNORE, Rows, Tokens, load_tokens
+from trainer.loss import loss_sum
 from trainer.mixture import Mixture, micro_batch_rows
 from trainer.tokenizer import train_bpe
-from trainer.train import loss_sum
 
 SEQ = 64
 
@@ -253,7 +253,7 @@ def test_config_overrides_and_one_line_errors(tmp_path, capsys):
     assert "epoch_source 'atlas' is not one of ['books', 'papers']" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["config", "data", "mixture", "metrics", "tokenizer"])
+@pytest.mark.parametrize("module", ["config", "data", "loss", "mixture", "metrics", "tokenizer"])
 def test_docstring_examples(module):
     """The examples in the trainer's docstrings run (pytest collects doctests in pmc_data only)."""
     result = doctest.testmod(importlib.import_module(f"trainer.{module}"))

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.distributed.device_mesh import init_device_mesh
 
 from trainer import checkpoint, config, data, metrics
 from trainer import model as models
+from trainer.loss import loss_for, loss_sum
 from trainer.mixture import Mixture, Prefetcher, micro_batch_rows
 from trainer.tokenizer import load_or_train
 
@@ -101,33 +101,9 @@ def optimizer_for(model, cfg: config.Train) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=True)
 
 
-def cross_entropy_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy of the supervised tokens, logits upcast to fp32.
-
-    With ``model.compile`` the run compiles this too: fused, the upcast and log-softmax over
-    the vocabulary never materialise, which made bf16 CPU steps a fifth faster.
-    """
-    return F.cross_entropy(
-        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=data.IGNORE, reduction="sum"
-    )
-
-
-def loss_sum(model, batch: dict[str, torch.Tensor], criterion=cross_entropy_sum) -> torch.Tensor:
-    """Summed cross-entropy over the batch's supervised tokens (labels are already shifted).
-
-    ``use_cache=False`` matters: with a KV cache transformers ignores what the position ids say
-    about packed documents and attends across them.
-    """
-    logits = model(
-        input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
-    ).logits
-    return criterion(logits, batch["labels"])
-
-
-def train_step(
-    model, optimizer, batches: list[dict], amp, clip: float, criterion=cross_entropy_sum
-) -> tuple:
-    """One optimizer step over this rank's micro-batches.
+def train_step(model, optimizer, batches: list[dict], amp, clip: float, loss=loss_sum) -> tuple:
+    """One optimizer step over this rank's micro-batches; ``loss(model, batch)`` is the
+    micro-batch's summed loss (:func:`trainer.loss.loss_for`).
 
     Returns the global batch's summed loss, the gradient norm and its token counts (supervised,
     and not padding), all summed over ranks.
@@ -143,9 +119,9 @@ def train_step(
     for batch in batches:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with amp:
-            loss = loss_sum(model, batch, criterion)
-        (loss / counts[0].clamp(min=1)).backward()
-        summed += loss.detach()
+            summed_loss = loss(model, batch)
+        (summed_loss / counts[0].clamp(min=1)).backward()
+        summed += summed_loss.detach()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else math.inf)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -155,7 +131,7 @@ def train_step(
 
 @torch.no_grad()
 def evaluate(
-    model, held: dict[str, data.Rows], cfg: config.Config, amp, criterion=cross_entropy_sum
+    model, held: dict[str, data.Rows], cfg: config.Config, amp, loss=loss_sum
 ) -> dict[str, float]:
     """Mean loss per supervised token on each source's held-out rows (at most eval.max_rows)."""
     rank, world, micro = dist.get_rank(), dist.get_world_size(), cfg.train.micro_batch_rows
@@ -171,7 +147,7 @@ def evaluate(
             batch["labels"][[j for j, i in enumerate(ids) if i >= count]] = data.IGNORE  # fillers
             with amp:
                 on_device = {k: v.to(device) for k, v in batch.items()}
-                totals[0] += loss_sum(model, on_device, criterion)
+                totals[0] += loss(model, on_device)
             totals[1] += (batch["labels"] != data.IGNORE).sum()
         dist.all_reduce(totals)
         results[f"eval_loss/{name}"] = (totals[0] / totals[1]).item()
@@ -214,12 +190,12 @@ def train(cfg: config.Config, rank: int, world: int, device: torch.device) -> No
 
     # model, sharding, optimizer
     model = models.build(cfg.model, tokenizer, device, tc.seed)
+    loss = loss_for(model, tc.loss_chunk, cfg.model.compile, device)  # checked before sharding
     flops = metrics.flops_per_token(models.flops_shape(model), cfg.data.seq_len)
     bf16 = tc.dtype == "bf16" or (tc.dtype == "auto" and device.type == "cuda")
     mesh = init_device_mesh(device.type, (world,)) if world > 1 else None
     model = models.parallelize(model.to(device), cfg.model, mesh, torch.bfloat16 if bf16 else None)
     amp = torch.autocast(device.type, torch.bfloat16, enabled=bf16 and mesh is None)
-    criterion = torch.compile(cross_entropy_sum) if cfg.model.compile else cross_entropy_sum
     optimizer = optimizer_for(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, tc, max_steps))
 
@@ -251,7 +227,7 @@ def train(cfg: config.Config, rank: int, world: int, device: torch.device) -> No
 
     def evaluate_now() -> None:
         if held_rows and cfg.eval.max_rows:
-            log.write({"step": step, **evaluate(model, held_rows, cfg, amp, criterion)})
+            log.write({"step": step, **evaluate(model, held_rows, cfg, amp, loss)})
 
     peak = metrics.peak_flops(device)
     evaluated = False
@@ -263,9 +239,7 @@ def train(cfg: config.Config, rank: int, world: int, device: torch.device) -> No
         while step < stop:
             batches, waited = fetch.get()
             lr = scheduler.get_last_lr()[0]
-            summed, norm, counts = train_step(
-                model, optimizer, batches, amp, tc.grad_clip, criterion
-            )
+            summed, norm, counts = train_step(model, optimizer, batches, amp, tc.grad_clip, loss)
             scheduler.step()
             step, rows_done = step + 1, rows_done + tc.global_batch_rows
             tokens, waiting = tokens + counts[1], waiting + waited

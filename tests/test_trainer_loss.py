@@ -1,0 +1,155 @@
+"""The loss fused with the LM head equals the plain loss: value and gradients, with ignored
+labels, uneven chunks, bf16 autocast and no gradients; models that change their logits after
+the head keep the plain loss."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import require
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from trainer.data import IGNORE
+from trainer.loss import (
+    cross_entropy_sum,
+    fused_loss_sum,
+    head_is_linear,
+    linear_cross_entropy_sum,
+    loss_for,
+    loss_sum,
+)
+
+CPU = torch.device("cpu")
+
+
+def inputs(tokens=13, width=16, vocab=50, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(1, tokens, width, generator=generator, requires_grad=True)
+    weight = torch.randn(vocab, width, generator=generator).mul_(0.3).requires_grad_()
+    labels = torch.randint(0, vocab, (1, tokens), generator=generator)
+    labels[0, [0, 4, 5]] = IGNORE  # prompt tokens, and a document's first
+    return hidden, weight, labels
+
+
+def plain(hidden, weight, labels):
+    return cross_entropy_sum(hidden @ weight.T, labels)
+
+
+def gradients(loss_fn, *args):
+    hidden, weight, labels = args
+    loss = loss_fn(hidden, weight, labels)
+    grad_hidden, grad_weight = torch.autograd.grad(loss * 0.37, (hidden, weight))
+    return loss, grad_hidden, grad_weight
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 10, 64])
+def test_fused_loss_and_gradients_equal_the_plain_ones(chunk):
+    args = inputs()
+    want = gradients(plain, *args)
+    got = gradients(lambda h, w, y: linear_cross_entropy_sum(h, w, y, chunk), *args)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert got[1][0, [0, 4, 5]].abs().max() == 0  # ignored tokens get no gradient
+
+
+def test_nothing_supervised_gives_zero_loss_and_zero_gradients():
+    hidden, weight, labels = inputs()
+    labels[:] = IGNORE
+    loss, grad_hidden, grad_weight = gradients(linear_cross_entropy_sum, hidden, weight, labels)
+    assert loss.item() == 0 and grad_hidden.abs().max() == 0 and grad_weight.abs().max() == 0
+
+
+def test_without_gradients_only_the_loss_is_computed():
+    hidden, weight, labels = inputs()
+    with torch.no_grad():
+        loss = linear_cross_entropy_sum(hidden, weight, labels, chunk=3)
+    assert not loss.requires_grad
+    torch.testing.assert_close(loss, plain(hidden, weight, labels).detach())
+
+
+def test_under_bf16_autocast_the_matmuls_are_bf16_and_the_gradients_keep_their_dtypes():
+    args = inputs(tokens=40, width=32, vocab=300)
+    with torch.autocast("cpu", torch.bfloat16):
+        want = gradients(plain, *args)
+        got = gradients(lambda h, w, y: linear_cross_entropy_sum(h, w, y, 16), *args)
+    assert got[0].dtype == torch.float32
+    assert got[1].dtype == got[2].dtype == torch.float32  # fp32 inputs, fp32 gradients
+    torch.testing.assert_close(got[0], want[0], rtol=2e-3, atol=0)  # both from bf16 logits
+    for a, b in zip(got[1:], want[1:], strict=True):
+        torch.testing.assert_close(a, b, rtol=0.05, atol=2e-3)
+    exact = gradients(plain, *args)  # fp32: bf16 rounding is all that separates them
+    torch.testing.assert_close(got[0], exact[0], rtol=1e-2, atol=0)
+
+
+def tiny(model_type="llama", attn="sdpa", **extra):
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        **extra,
+    )
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config, attn_implementation=attn)
+
+
+def batch(vocab=97):
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, vocab, (2, 24), generator=generator)
+    positions = torch.cat([torch.arange(10), torch.arange(14)]).repeat(2, 1)  # two documents
+    labels = torch.roll(ids, -1, 1)
+    labels[:, [9, 23]] = IGNORE  # no target across a document's end
+    labels[1, :6] = IGNORE  # a prompt
+    return {"input_ids": ids, "position_ids": positions, "labels": labels}
+
+
+def test_a_model_trained_with_the_fused_loss_gets_the_plain_gradients():
+    model, rows = tiny(), batch()
+    assert head_is_linear(model)
+    want = loss_sum(model, rows)
+    want_grads = torch.autograd.grad(want, list(model.parameters()))
+    got = fused_loss_sum(model, rows, chunk=7)
+    got_grads = torch.autograd.grad(got, list(model.parameters()))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for (name, _), a, b in zip(model.named_parameters(), got_grads, want_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
+    # and the model is left as it was: its head makes logits again
+    assert model(input_ids=rows["input_ids"]).logits.shape[-1] == 97
+
+
+def test_a_model_that_changes_its_logits_after_the_head_keeps_the_plain_loss():
+    # Gemma 2 soft-caps its logits: fusing the head alone would train another function
+    model = tiny("gemma2", "eager", final_logit_softcapping=5.0)
+    assert not head_is_linear(model)
+    assert loss_for(model, None, False, CPU).func is loss_sum
+    assert loss_for(tiny(), None, False, CPU).func is fused_loss_sum
+    assert loss_for(tiny(), 0, False, CPU).func is loss_sum  # loss_chunk=0: the plain loss
+
+
+def test_compiled_cross_entropy_equals_eager():
+    # model.compile also compiles the plain loss: it must give the loss eager PyTorch gives,
+    # ignored labels included, for bf16 logits as autocast makes them.
+    require(
+        shutil.which("g++") is not None or shutil.which("c++") is not None,
+        "a C++ compiler (torch.compile's CPU code generation)",
+        "apt-get install g++",
+    )
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 16, 50, generator=generator).to(torch.bfloat16)
+    labels = torch.randint(0, 50, (2, 16), generator=generator)
+    labels[0, :5] = IGNORE
+    compiled = torch.compile(cross_entropy_sum)
+    eager = cross_entropy_sum(logits, labels)
+    assert eager.dtype == torch.float32
+    torch.testing.assert_close(compiled(logits, labels), eager, rtol=1e-5, atol=1e-4)
+    reference = F.cross_entropy(
+        logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum"
+    )
+    torch.testing.assert_close(eager, reference)
