@@ -4,6 +4,7 @@ same rows, same batch, in the same run.
     python benchmarks/trainer.py --repeats 3                      # CPU, a 9M-parameter LLaMA
     python benchmarks/trainer.py --repeats 3 --compile both       # torch.compile on both sides
     python benchmarks/trainer.py --repeats 3 --dtype bf16         # bf16 autocast (AMX CPUs)
+    python benchmarks/trainer.py --repeats 3 --checkpointing 1 --checkpointing-mode selective
     python benchmarks/trainer.py --shape tiny --seq 128 --steps 100   # the tests' model
     python benchmarks/trainer.py --device cuda --shape 1b         # one GPU, bf16, seq 2048
     python benchmarks/trainer.py --device cuda --shape 8b-8l --micro 2 --checkpointing 1
@@ -108,6 +109,7 @@ def write_config(args, work: Path) -> Path:
         "model": {"config": {"model_type": "llama", "max_position_embeddings": max(2048, args.seq),
                              **SHAPES[args.shape]},
                   "attn": args.attn, "activation_checkpointing": args.checkpointing,
+                  "checkpointing_mode": args.checkpointing_mode,
                   "compile": args.compile != "none"},
         "train": {"global_batch_rows": args.batch, "micro_batch_rows": args.micro or args.batch,
                   "max_steps": steps, "lr": 2e-5, "warmup_steps": 2, "weight_decay": 0.0,
@@ -129,19 +131,21 @@ def launch(args, module: list[str], distributed: bool = False) -> list[str]:
     return [sys.executable, *module]
 
 
-def run_ours(args, config: Path, work: Path) -> list[float]:
-    """Step times of `python -m trainer` (its metrics.jsonl), warm-up dropped."""
+def run_ours(args, config: Path, work: Path) -> tuple[list[float], float]:
+    """Step times of `python -m trainer` (its metrics.jsonl), warm-up dropped, and its peak
+    memory in GiB (``trainer.metrics.memory_gib``: peak RSS on CPU, CUDA allocations on GPU)."""
     log = work / "ours.log"
     command = launch(args, ["-m", "trainer", "--config", str(config)])
     with open(log, "w") as out:
         subprocess.run(command, check=True, cwd=ROOT, env=env(args), stdout=out, stderr=out)
     lines = (work / "ours" / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    return [r["step_time_s"] for r in records][args.warmup :]
+    return [r["step_time_s"] for r in records][args.warmup :], records[-1]["memory_gib"]
 
 
-def run_hf(args, config: Path, work: Path) -> list[float]:
-    """Step times of the HF Trainer worker (this script with --worker), warm-up dropped."""
+def run_hf(args, config: Path, work: Path) -> tuple[list[float], float]:
+    """Step times of the HF Trainer worker (this script with --worker), warm-up dropped, and
+    its peak memory in GiB, measured as ours is."""
     result = work / "hf.json"
     log = work / "hf.log"
     worker = [str(HERE / "trainer.py"), "--worker", str(config), "--result", str(result),
@@ -150,7 +154,8 @@ def run_hf(args, config: Path, work: Path) -> list[float]:
     with open(log, "w") as out:
         command = launch(args, worker, args.hf_fsdp)
         subprocess.run(command, check=True, cwd=ROOT, env=env(args), stdout=out, stderr=out)
-    return json.loads(result.read_text())[args.warmup :]
+    found = json.loads(result.read_text())
+    return found["step_times"][args.warmup :], found["memory_gib"]
 
 
 def env(args) -> dict:
@@ -165,6 +170,7 @@ def hf_worker(config_path: str, result: str, compile_: bool, fsdp_on: bool, bf16
     from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
     from trainer import config as configs
+    from trainer import metrics
     from trainer import model as models
     from trainer.mixture import Mixture
     from trainer.train import load_data
@@ -232,7 +238,9 @@ def hf_worker(config_path: str, result: str, compile_: bool, fsdp_on: bool, bf16
 
     InOrder(model=model, args=arguments, train_dataset=dataset, callbacks=[Timer()]).train()
     if int(os.environ.get("RANK", 0)) == 0:
-        Path(result).write_text(json.dumps([b - a for a, b in itertools.pairwise(ends)]))
+        times = [b - a for a, b in itertools.pairwise(ends)]
+        memory = metrics.memory_gib(torch.device(device))
+        Path(result).write_text(json.dumps({"step_times": times, "memory_gib": memory}))
 
 
 def versions() -> str:
@@ -268,6 +276,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each side, alternating")
     parser.add_argument("--threads", type=int, default=1, help="OMP threads per process (CPU)")
     parser.add_argument("--checkpointing", type=int, default=0, help="0 off, k every k-th layer")
+    parser.add_argument(
+        "--checkpointing-mode",
+        choices=["full", "selective"],
+        default="full",
+        help="ours (the HF Trainer's gradient checkpointing is always full)",
+    )
     parser.add_argument("--attn", default="sdpa")
     parser.add_argument(
         "--dtype", choices=["auto", "fp32", "bf16"], default="auto",
@@ -344,27 +358,29 @@ def main() -> None:
     ]
     tokens = sum(int(mixture.batch(list(r))["lengths"].sum()) for r in step_rows)
     rates = {}
+    mode = f" (ours {args.checkpointing_mode}, HF full)" if args.checkpointing else ""
     print(f"\ncommand: {' '.join(sys.argv)}")
     print(f"machine: {machine(args.device)}\nversions: {versions()}")
     print(
         f"model: LLaMA {args.shape} ({models.flops_shape(shape)['params'] / 1e6:.1f}M parameters), "
         f"seq {args.seq}, global batch {args.batch} rows, micro-batch {args.micro or args.batch}, "
-        f"activation checkpointing {args.checkpointing}, attention {args.attn}, "
+        f"activation checkpointing {args.checkpointing}{mode}, attention {args.attn}, "
         f"compile {args.compile}, dtype {'bf16' if bf16 else 'fp32'}, "
         f"{args.steps} timed steps after {args.warmup}, "
         f"{args.repeats} runs each; {flops / 1e6:.1f} MFLOP per token; measured peak "
         f"{measured / 1e9:,.0f} GFLOP/s\n"
     )
-    header = "| trainer | run | tokens/s | ms/step | MFU (measured peak) |"
+    memory = "peak GPU memory" if gpu else "peak RSS"
+    header = f"| trainer | run | tokens/s | ms/step | {memory} GiB | MFU (measured peak) |"
     header += " MFU (data-sheet peak) |" if nominal else ""
     print(header)
-    print("|---|---:|---:|---:|---:|" + ("---:|" if nominal else ""))
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|" if nominal else ""))
     for name, runs in (("ours (`python -m trainer`)", ours), ("HF Trainer", hf)):
-        per_run = [tokens / sum(times) for times in runs]
+        per_run = [tokens / sum(times) for times, _ in runs]
         rates[name] = statistics.median(per_run)
-        for i, (rate, times) in enumerate(zip(per_run, runs, strict=True), start=1):
+        for i, (rate, (times, gib)) in enumerate(zip(per_run, runs, strict=True), start=1):
             row = f"| {name} | {i} | {rate:,.0f} | {1000 * statistics.median(times):.1f} | "
-            row += f"{flops * rate / measured:.1%} |"
+            row += f"{gib:.2f} | {flops * rate / measured:.1%} |"
             row += f" {flops * rate / nominal:.1%} |" if nominal else ""
             print(row)
     ours_rate, hf_rate = rates.values()

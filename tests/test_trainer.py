@@ -24,6 +24,8 @@ from trainer.loss import loss_sum
 from trainer.mixture import Mixture
 from trainer.train import load_data, schedule
 
+# Both checkpointing modes, each held to the same reference: full at 1 rank, selective at 2.
+CHECKPOINTING = {1: {"checkpointing_mode": "full"}, 2: {"checkpointing_mode": "selective"}}
 STEPS = 5  # the books source (~20 rows of 64 tokens) starts its second epoch after step 2
 BATCH = 8
 
@@ -35,7 +37,9 @@ def runs(tmp_path_factory):
     sources = pretrain_sources(tmp)
     out = {}
     for world in (1, 2):
-        path = tiny_config(tmp, f"straight{world}", sources, train={"max_steps": STEPS})
+        path = tiny_config(
+            tmp, f"straight{world}", sources, train={"max_steps": STEPS}, model=CHECKPOINTING[world]
+        )
         run_trainer(path, nproc=world)
         out[world] = tmp / f"straight{world}"
     return tmp, sources, out
@@ -161,6 +165,7 @@ def test_resume_is_bitwise_exact_across_an_epoch_boundary(runs, world):
         sources,
         train={"max_steps": STEPS},
         checkpoint={"every": 0, "keep": 1},
+        model=CHECKPOINTING[world],
     )
     run_trainer(path, "train.run_steps=2", nproc=world)  # stops after step 2, as a job slot ends
     folder = tmp / f"resume{world}"

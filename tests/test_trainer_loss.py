@@ -1,6 +1,7 @@
 """The loss fused with the LM head equals the plain loss: value and gradients, with ignored
 labels, uneven chunks, bf16 autocast and no gradients; models that change their logits after
-the head keep the plain loss."""
+the head keep the plain loss. Selective activation checkpointing changes no gradient and
+recomputes no matmul."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import require
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from trainer import model as models
 from trainer.data import IGNORE
 from trainer.loss import (
     cross_entropy_sum,
@@ -153,3 +156,43 @@ def test_compiled_cross_entropy_equals_eager():
         logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum"
     )
     torch.testing.assert_close(eager, reference)
+
+
+class CountOps(TorchDispatchMode):
+    """Counts the matmuls that run (forward, recomputation and backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmuls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.mm.default, torch.ops.aten.addmm.default):
+            self.matmuls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def checkpointed_gradients(mode: str | None):
+    """Gradients of a tiny LLaMA with each layer checkpointed by ``mode`` (None: not at all),
+    and how many matmuls the forward and backward ran."""
+    model, rows = tiny(), batch()
+    if mode:
+        layers = models.decoder_layers(model)
+        for i, layer in enumerate(layers):
+            layers[i] = models.checkpointed(layer, mode)
+    with CountOps() as counted:
+        loss = loss_sum(model, rows)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+    return grads, counted.matmuls
+
+
+def test_selective_checkpointing_recomputes_no_matmul_and_changes_no_gradient():
+    plain_grads, plain_matmuls = checkpointed_gradients(None)
+    full_grads, full_matmuls = checkpointed_gradients("full")
+    selective_grads, selective_matmuls = checkpointed_gradients("selective")
+    # a layer's forward has 7 matmuls (q, k, v, o, gate, up, down): full redoes the first 6
+    # (the backward needs nothing the last one makes: recomputation stops before it)
+    assert full_matmuls == plain_matmuls + 2 * 6
+    assert selective_matmuls == plain_matmuls
+    for a, b, c in zip(plain_grads, full_grads, selective_grads, strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)
+        torch.testing.assert_close(c, a, rtol=0, atol=0)

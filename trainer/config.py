@@ -67,6 +67,9 @@ class Model(_Strict):
     config: dict[str, Any] | None = None  # random init: {model_type: llama, hidden_size: ...}
     attn: Literal["auto", "sdpa", "flash_attention_2", "flex_attention", "eager"] = "auto"
     activation_checkpointing: int = Field(1, ge=0)  # 0 off, 1 every layer, k every k-th layer
+    # full: recompute each checkpointed layer's forward; selective: keep matmul and attention
+    # outputs, recompute only the cheap ops (faster, more memory)
+    checkpointing_mode: Literal["full", "selective"] = "full"
     compile: bool = False  # torch.compile each decoder layer, and the loss
 
     @model_validator(mode="after")

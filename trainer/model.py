@@ -1,11 +1,11 @@
 """The model: any Hugging Face causal LM, built and sharded with FSDP2 (``fully_shard``).
 
 ``parallelize`` applies, per decoder layer and in this order: activation checkpointing
-(non-reentrant), ``torch.compile``, then ``fully_shard``; the root is sharded last, so the
-embeddings and the LM head form one more unit. Gradients are reduced as a plain SUM: the loop
-scales each loss by 1 / (supervised tokens in the global batch), so the summed gradient is
-already the global mean, whatever the world size and accumulation (FSDP's default AVG would
-divide by the world size once more, and gloo has no AVG at all).
+(non-reentrant, full or selective), ``torch.compile``, then ``fully_shard``; the root is sharded
+last, so the embeddings and the LM head form one more unit. Gradients are reduced as a plain
+SUM: the loop scales each loss by 1 / (supervised tokens in the global batch), so the summed
+gradient is already the global mean, whatever the world size and accumulation (FSDP's default
+AVG would divide by the world size once more, and gloo has no AVG at all).
 
 With one process there is nothing to shard, and FSDP would only add copies (about 15 % of a
 CPU step, measured), so the model stays a plain module, as in torchtitan; bf16 compute then
@@ -24,6 +24,7 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
 )
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.utils.checkpoint import create_selective_checkpoint_contexts
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from trainer.config import Model
@@ -67,6 +68,34 @@ def build(cfg: Model, tokenizer, device: torch.device, seed: int) -> PreTrainedM
     return model
 
 
+aten = torch.ops.aten
+#: What selective checkpointing keeps: the outputs of the matmuls and of attention, the
+#: FLOPs of a layer; the cheap ops between them (norms, rotary, SiLU, products) are recomputed.
+KEPT_BY_SELECTIVE = [
+    aten.mm.default,
+    aten.addmm.default,
+    aten.bmm.default,
+    aten._scaled_dot_product_flash_attention.default,
+    aten._scaled_dot_product_efficient_attention.default,
+    aten._scaled_dot_product_cudnn_attention.default,
+    aten._scaled_dot_product_flash_attention_for_cpu.default,
+]
+
+
+def _keep_matmuls():
+    """A fresh pair of selective-checkpoint contexts (one per checkpointed forward)."""
+    return create_selective_checkpoint_contexts(KEPT_BY_SELECTIVE)
+
+
+def checkpointed(layer: nn.Module, mode: str) -> nn.Module:
+    """``layer`` with non-reentrant activation checkpointing: ``full`` keeps only its input
+    and recomputes its whole forward in the backward; ``selective`` also keeps what the
+    matmuls and attention made (:data:`KEPT_BY_SELECTIVE`), so the backward recomputes only
+    the cheap ops: about a third less work per step than ``full``, for more memory."""
+    extra = {"context_fn": _keep_matmuls} if mode == "selective" else {}
+    return checkpoint_wrapper(layer, checkpoint_impl=CheckpointImpl.NO_REENTRANT, **extra)
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The list of decoder layers (``model.model.layers`` for LLaMA, ``transformer.h`` ...)."""
     count = model.config.num_hidden_layers
@@ -87,7 +116,7 @@ def parallelize(
     layers = decoder_layers(model)
     for i, layer in enumerate(layers):
         if cfg.activation_checkpointing and i % cfg.activation_checkpointing == 0:
-            layer = checkpoint_wrapper(layer, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+            layer = checkpointed(layer, cfg.checkpointing_mode)
         if cfg.compile:
             layer = torch.compile(layer)
         if mesh is not None:
