@@ -92,8 +92,8 @@ class Train(_Strict):
     betas: tuple[float, float] = (0.9, 0.999)  # torch / HF Trainer defaults
     eps: float = 1e-8
     grad_clip: float = 1.0  # 0 turns clipping off
-    # tokens per chunk of the loss fused with the LM head (trainer/loss.py); None: 256 on CPU,
-    # 2048 on CUDA; 0: the plain loss over the whole micro-batch's logits
+    # tokens per chunk of the loss fused with the LM head (trainer/loss.py); None: 2048 on CUDA,
+    # ~8 MB of logits on CPU; 0: the plain loss over the whole micro-batch's logits
     loss_chunk: int | None = Field(None, ge=0)
     dtype: Literal["auto", "bf16", "fp32"] = "auto"  # compute dtype; auto = bf16 on CUDA
     deterministic: bool = False  # deterministic kernels (bitwise resume); on in tiny_cpu
