@@ -122,11 +122,15 @@ def hidden_states_out(model: nn.Module):
     the head's forward is the identity, its weight still the model's own (under FSDP2 the root
     keeps it gathered after the forward, for the loss to use)."""
     head = model.get_output_embeddings()
+    patched = head.__dict__.get("forward")  # a hook library may have wrapped it already
     head.forward = _pass_through  # an instance attribute: only this module, only here
     try:
         yield head
     finally:
-        del head.forward
+        if patched is None:
+            del head.forward
+        else:
+            head.forward = patched
 
 
 def head_is_linear(model: nn.Module) -> bool:
