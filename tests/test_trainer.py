@@ -136,6 +136,27 @@ def test_fsdp_equals_the_one_process_reference(runs, reference, world):
     assert evaluation["eval_loss/books"] == pytest.approx(reference["eval_loss"], abs=1e-5)
 
 
+def test_bf16_mixed_precision_fsdp_stays_within_rounding_of_fp32(runs, reference):
+    """The GPU path on CPU: 2-rank FSDP2 with bf16 parameters and compute and fp32 reduction
+    (``MixedPrecisionPolicy``), the fused loss on the gathered bf16 head, against the fp32 run.
+    A gradient scaled by the world size, or one that never reached a weight, is far outside."""
+    tmp, sources, out = runs
+    path = tiny_config(tmp, "bf16", sources, train={"max_steps": STEPS, "dtype": "bf16"})
+    run_trainer(path, nproc=2)
+    fp32, bf16 = metrics(out[1]), metrics(tmp / "bf16")
+    for a, b in zip(fp32, bf16, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], abs=2e-3)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=0.03)
+    initial = models.build(
+        configs.load(path).model, reference["tokenizer"], torch.device("cpu"), 0
+    ).state_dict()
+    want = load_file(out[1] / "hf" / "model.safetensors")
+    got = load_file(tmp / "bf16" / "hf" / "model.safetensors")
+    for name, weight in want.items():
+        update, bf16_update = weight - initial[name], got[name] - initial[name]
+        assert (bf16_update - update).norm() < 0.3 * update.norm(), name
+
+
 def test_a_mean_of_micro_batch_means_would_be_caught(runs, reference):
     """Weighting micro-batches equally moves the weights well past the tolerance used above."""
     wrong = train_reference(runs[2][2], mean_of_means=True)["model"].state_dict()
