@@ -1,7 +1,7 @@
 """The loss: summed cross-entropy over the supervised tokens, with the LM head fused in.
 
 A causal LM's last matmul makes logits of shape (tokens, vocabulary): 67 MB in fp32 for 2,048
-tokens of a 8k vocabulary, 1 GB for one 2,048-token row of LLaMA-3's 128k. The plain loss
+tokens of an 8k vocabulary, 1 GB for one 2,048-token row of LLaMA-3's 128k. The plain loss
 upcasts them, takes their log-softmax, and its backward makes as many again. The fused loss
 (:func:`linear_cross_entropy_sum`) never holds more than a chunk of them: for each chunk of
 tokens it computes the logits, the loss and, while they are at hand, the gradients of the
@@ -10,8 +10,8 @@ scales those by the incoming gradient. The same matmuls, a fraction of the memor
 on a CPU the loss and head went from 282 to 190 ms for 2,048 tokens x 8,192 words x 256 wide.
 The idea is Liger Kernel's fused linear cross-entropy, in plain PyTorch.
 
->>> torch.manual_seed(0) and None
->>> hidden, weight = torch.randn(6, 4), torch.randn(10, 4)
+>>> generator = torch.Generator().manual_seed(0)
+>>> hidden, weight = torch.randn(6, 4, generator=generator), torch.randn(10, 4, generator=generator)
 >>> labels = torch.tensor([1, 2, IGNORE, 3, 4, 5])
 >>> fused = linear_cross_entropy_sum(hidden, weight, labels, chunk=4)
 >>> plain = F.cross_entropy(hidden @ weight.T, labels, ignore_index=IGNORE, reduction="sum")
