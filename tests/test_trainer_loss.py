@@ -136,6 +136,17 @@ def test_a_model_that_changes_its_logits_after_the_head_keeps_the_plain_loss():
     assert loss_for(tiny(), 0, False, CPU).func is loss_sum  # loss_chunk=0: the plain loss
 
 
+@pytest.mark.parametrize(
+    ("model_type", "scale"),
+    [("cohere", {"logit_scale": 0.25}), ("granite", {"logits_scaling": 4.0})],
+)
+def test_a_constant_logit_scale_commutes_with_the_head_and_keeps_the_fused_loss(model_type, scale):
+    # Cohere multiplies, Granite divides its logits: the head's input carries the factor
+    model, rows = tiny(model_type, "eager", **scale), batch()
+    assert head_is_linear(model)
+    torch.testing.assert_close(fused_loss_sum(model, rows, 7), loss_sum(model, rows))
+
+
 def test_compiled_cross_entropy_equals_eager():
     # model.compile also compiles the plain loss: it must give the loss eager PyTorch gives,
     # ignored labels included, for bf16 logits as autocast makes them.

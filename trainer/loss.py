@@ -20,8 +20,8 @@ True
 
 A model's forward makes the logits itself; :func:`hidden_states_out` makes it hand over what
 its LM head gets instead, for models whose logits are just that head's linear map (checked
-once by :func:`head_is_linear`, so a model that scales or soft-caps its logits keeps the plain
-loss).
+once by :func:`head_is_linear`: a model that soft-caps its logits, Gemma 2, keeps the plain
+loss; a constant scale, Cohere's or Granite's, commutes with the head and is kept).
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def hidden_states_out(model: nn.Module):
 
 def head_is_linear(model: nn.Module) -> bool:
     """Whether the model's logits are its LM head's bias-free linear map of what the head
-    gets: tried on a few tokens (a model that scales or soft-caps its logits is not)."""
+    gets: tried on a few tokens (a model that soft-caps its logits is not; one that scales
+    them by a constant is, the factor applied to what the head gets)."""
     head = model.get_output_embeddings()
     if not isinstance(head, nn.Linear) or head.bias is not None:
         return False
