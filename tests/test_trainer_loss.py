@@ -87,6 +87,23 @@ def test_under_bf16_autocast_the_matmuls_are_bf16_and_the_gradients_keep_their_d
     torch.testing.assert_close(got[0], exact[0], rtol=1e-2, atol=0)
 
 
+def test_bf16_weight_gradient_is_summed_over_chunks_in_fp32():
+    # 64 chunks: summed in bf16 the head's gradient would round 64 times; summed in fp32 it
+    # is as close to the exact gradient as autograd's (one bf16 matmul) is
+    hidden, weight, labels = inputs(tokens=1024, width=64, vocab=512, seed=3)
+    exact = gradients(plain, hidden, weight, labels)[2]
+    with torch.autocast("cpu", torch.bfloat16):
+        autograd = gradients(plain, hidden, weight, labels)[2]
+        fused = gradients(
+            lambda h, w, y: linear_cross_entropy_sum(h, w, y, 16), *[hidden, weight, labels]
+        )[2]
+
+    def error(grad):
+        return ((grad - exact).norm() / exact.norm()).item()
+
+    assert error(fused) < 1.25 * error(autograd)
+
+
 def tiny(model_type="llama", attn="sdpa", **extra):
     config = AutoConfig.for_model(
         model_type,
@@ -145,6 +162,19 @@ def test_a_constant_logit_scale_commutes_with_the_head_and_keeps_the_fused_loss(
     model, rows = tiny(model_type, "eager", **scale), batch()
     assert head_is_linear(model)
     torch.testing.assert_close(fused_loss_sum(model, rows, 7), loss_sum(model, rows))
+
+
+def test_a_model_that_cuts_its_logits_after_the_head_keeps_the_plain_loss():
+    # a padded vocabulary cut back after the head: the check must say no, not fail
+    model = tiny()
+    model.register_forward_hook(lambda _, __, out: out.__setitem__("logits", out.logits[..., :90]))
+    assert not head_is_linear(model)
+
+
+def test_the_check_runs_whatever_attention_the_run_uses_and_restores_it():
+    model = tiny("llama", "flex_attention")
+    assert head_is_linear(model)
+    assert model.config._attn_implementation == "flex_attention"
 
 
 def test_compiled_cross_entropy_equals_eager():

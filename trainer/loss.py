@@ -54,7 +54,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, hidden, weight, targets, chunk: int, dtype: torch.dtype):
         h, w = hidden.to(dtype), weight.to(dtype)
         grad_hidden = torch.empty_like(h)
-        grad_weight = torch.zeros_like(w)  # in the compute dtype, as autograd would give it
+        # summed over chunks in fp32: a bf16 sum would round once per chunk, not once
+        grad_weight = torch.zeros_like(w, dtype=torch.float32)
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         for start in range(0, h.shape[0], chunk):
             rows, target = h[start : start + chunk], targets[start : start + chunk]
@@ -66,7 +67,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             probs[torch.arange(len(target), device=h.device), target] -= 1
             probs = probs.to(dtype)
             torch.mm(probs, w, out=grad_hidden[start : start + chunk])
-            grad_weight.addmm_(probs.T, rows)
+            if dtype == torch.float32:
+                grad_weight.addmm_(probs.T, rows)
+            else:  # a bf16 matmul (fp32 inside), its result added in fp32
+                grad_weight += probs.T @ rows
         ctx.save_for_backward(grad_hidden, grad_weight)
         ctx.dtypes = hidden.dtype, weight.dtype
         return total
@@ -113,7 +117,8 @@ def _loss_only(rows, weight, targets, chunk: int) -> torch.Tensor:
 
 
 def _pass_through(hidden: torch.Tensor) -> torch.Tensor:
-    return hidden
+    # a copy, not the view the model hands its head: FSDP2 warns about a root returning views
+    return hidden.clone()
 
 
 @contextlib.contextmanager
@@ -141,8 +146,10 @@ def head_is_linear(model: nn.Module) -> bool:
     if not isinstance(head, nn.Linear) or head.bias is not None:
         return False
     ids = torch.arange(8, device=head.weight.device)[None] % head.out_features
-    training = model.training
+    training, attention = model.training, model.config._attn_implementation
     model.eval()  # no dropout: the two forwards must see the same network
+    if attention not in ("eager", "sdpa"):  # flash-attention cannot run on the CPU, in fp32
+        model.set_attn_implementation("eager")
     try:
         with torch.no_grad():
             logits = model(input_ids=ids, use_cache=False).logits
@@ -150,9 +157,13 @@ def head_is_linear(model: nn.Module) -> bool:
                 hidden = model(input_ids=ids, use_cache=False).logits
     finally:
         model.train(training)
+        if model.config._attn_implementation != attention:
+            model.set_attn_implementation(attention)
     if hidden.shape[-1] != head.in_features:
         return False
-    return torch.allclose(F.linear(hidden, head.weight), logits, rtol=1e-4, atol=1e-5)
+    mapped = F.linear(hidden, head.weight)
+    # a model may cut its logits after the head (a padded vocabulary): not a plain map either
+    return mapped.shape == logits.shape and torch.allclose(mapped, logits, rtol=1e-4, atol=1e-5)
 
 
 def loss_sum(model, batch: dict[str, torch.Tensor], criterion=cross_entropy_sum) -> torch.Tensor:
@@ -195,9 +206,9 @@ def loss_for(model: nn.Module, chunk: int | None, compile: bool, device: torch.d
     """The run's loss, ``(model, batch) -> summed loss``: fused with the head in chunks of
     ``chunk`` tokens (None: :func:`default_chunk`), or with ``chunk=0``, or for a model
     whose logits are more than a linear map, the plain one (compiled with ``compile``)."""
-    if chunk is None:
-        chunk = default_chunk(model.get_output_embeddings().weight.shape[0], device)
-    if chunk and head_is_linear(model):
+    if chunk != 0 and head_is_linear(model):
+        if chunk is None:  # (the check accepts only a head with a weight)
+            chunk = default_chunk(model.get_output_embeddings().weight.shape[0], device)
         return functools.partial(fused_loss_sum, chunk=chunk)
     criterion = torch.compile(cross_entropy_sum) if compile else cross_entropy_sum
     return functools.partial(loss_sum, criterion=criterion)

@@ -80,6 +80,18 @@ KEPT_BY_SELECTIVE = [
     aten._scaled_dot_product_cudnn_attention.default,
     aten._scaled_dot_product_flash_attention_for_cpu.default,
 ]
+# flash-attention's kernels, when the package is installed (its ops register on import)
+if importlib.util.find_spec("flash_attn") is not None:
+    try:
+        import flash_attn  # noqa: F401
+
+        KEPT_BY_SELECTIVE += [
+            getattr(torch.ops.flash_attn, name).default
+            for name in ("_flash_attn_forward", "_flash_attn_varlen_forward")
+            if hasattr(torch.ops.flash_attn, name)
+        ]
+    except ImportError:  # a build that does not match this torch: flash-attention is not used
+        pass
 
 
 def _keep_matmuls():
@@ -91,7 +103,9 @@ def checkpointed(layer: nn.Module, mode: str) -> nn.Module:
     """``layer`` with non-reentrant activation checkpointing: ``full`` keeps only its input
     and recomputes its whole forward in the backward; ``selective`` also keeps what the
     matmuls and attention made (:data:`KEPT_BY_SELECTIVE`), so the backward recomputes only
-    the cheap ops: about a third less work per step than ``full``, for more memory."""
+    the cheap ops: less work per step than ``full``, for more memory. (torchtitan's op-level
+    policy keeps every other matmul, for less memory; this keeps them all. With ``eager``
+    attention the score matrices are matmul outputs too, and kept: use SDPA or flash.)"""
     extra = {"context_fn": _keep_matmuls} if mode == "selective" else {}
     return checkpoint_wrapper(layer, checkpoint_impl=CheckpointImpl.NO_REENTRANT, **extra)
 
