@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from trainer_helpers import documents, instructions, text, write_dataset
-from transformers import AutoConfig, AutoModelForCausalLM
+from trainer_helpers import tiny_model as tiny_lm
 
 from trainer import __main__ as cli
 from trainer import config as configs
@@ -32,18 +32,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def tiny_model(tokenizer):
-    config = AutoConfig.for_model(
-        "llama",
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
-    return model.eval()
+    return tiny_lm(len(tokenizer)).eval()
 
 
 def token_losses(model, input_ids, position_ids, labels) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from conftest import require
 from torch.utils._python_dispatch import TorchDispatchMode
-from transformers import AutoConfig, AutoModelForCausalLM
+from trainer_helpers import tiny_model
 
 from trainer import model as models
 from trainer.data import IGNORE
@@ -105,19 +105,7 @@ def test_bf16_weight_gradient_is_summed_over_chunks_in_fp32():
 
 
 def tiny(model_type="llama", attn="sdpa", **extra):
-    config = AutoConfig.for_model(
-        model_type,
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        **extra,
-    )
-    torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config, attn_implementation=attn)
+    return tiny_model(97, model_type, attn, width=32, head_dim=8, **extra)
 
 
 def batch(vocab=97):

@@ -1,4 +1,5 @@
-"""Shared by the trainer tests: small dataset folders, a tiny-LLaMA config, running the trainer."""
+"""Shared by the trainer tests: small dataset folders, a tiny-LLaMA config and model, running
+the trainer."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 import yaml
+from transformers import AutoConfig, AutoModelForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,6 +101,22 @@ def pretrain_sources(tmp: Path) -> dict[str, dict]:
             "weight": 1,
         },
     }
+
+
+def tiny_model(vocab_size: int, model_type="llama", attn="sdpa", width=64, **extra):
+    """A randomly initialised 2-layer causal LM (seed 0), ``width`` wide, 4 heads, 2 KV heads."""
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=vocab_size,
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        **extra,
+    )
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config, attn_implementation=attn)
 
 
 def tiny_config(tmp: Path, out: str, sources: dict, **sections) -> Path:
