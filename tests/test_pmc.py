@@ -266,6 +266,10 @@ def test_figure_mentions_go_but_parentheticals_with_content_stay():
     assert clean.transform("as shown [(Fig. 1) Table 2] and [see (Figure 3) below].") == (
         "as shown and [see below]."
     )
+    # ...whichever bracket is outside, and with the separator the inner one left behind
+    assert clean.transform("fell [(Fig. 1), Table 2] and (Fig. 1 [Table 2]) then.") == (
+        "fell and then."
+    )
 
 
 def test_a_box_inside_a_paragraph_keeps_its_paragraphs_apart():

@@ -65,9 +65,10 @@ _FIGURE_START = (
     r"\.?\s*S?\d"
 )
 # One pattern per opening bracket: one that starts with a literal is found several times
-# faster than a class. Parentheses first, so "[(Fig. 1), Table 2]" goes whole.
+# faster than a class. The separators a removed inner mention left may come first: "[, Table 2]".
 _FIGURE_MENTIONS = tuple(
-    re.compile(rf"\{opening}(?=(?i:{_FIGURE_START}))([^()\[\]]{{1,200}})[)\]]") for opening in "(["
+    re.compile(rf"\{opening}(?=[\s,;]*(?i:{_FIGURE_START}))([^()\[\]]{{1,200}})[)\]]")
+    for opening in "(["
 )
 # ...is removed only if every word in it is part of such references: "(Figure 2-figure
 # supplement 1)" goes, "(Figure 7E, RMSD 0.9 A excluding the loop)" stays.
@@ -86,6 +87,18 @@ def _drop_figure_mention(match: re.Match) -> str:
         ):
             return match.group(0)
     return ""
+
+
+def _drop_figure_mentions(text: str) -> str:
+    """Mentions in parentheses, then in brackets, then in parentheses again where a bracketed
+    one was inside: a mention inside another goes first, and the outer one goes too if it
+    was a mention: "[(Fig. 1), Table 2]" and "(Fig. 1 [Table 2])" go whole."""
+    in_parentheses, in_brackets = _FIGURE_MENTIONS
+    text = in_parentheses.sub(_drop_figure_mention, text)
+    text, found = in_brackets.subn(_drop_figure_mention, text)
+    if found:
+        text = in_parentheses.sub(_drop_figure_mention, text)
+    return text
 
 
 # A word broken at a line end by a hyphen: "treat-\nment". A real hyphen before a line
@@ -173,8 +186,7 @@ class CleanPaperText(TextTransform):
         if args.citation_markers and "(" in text:
             text = _AUTHOR_YEAR.sub("", text)
         if args.figure_mentions:
-            for pattern in _FIGURE_MENTIONS:
-                text = pattern.sub(_drop_figure_mention, text)
+            text = _drop_figure_mentions(text)
         text = tidy_changed_lines(before, text)
         # Last, as it removes lines: "DOI:" lines whose link went (tidied to "DOI:").
         if args.urls and any(form in text for form in _DOI_FORMS):
