@@ -20,9 +20,10 @@ formulae as a placeholder (or their linear text).
 
 from __future__ import annotations
 
-import copy
 import re
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lxml import etree
 
@@ -149,30 +150,9 @@ def parse_xml(data: bytes) -> etree._Element:
     return root
 
 
-_REWRITTEN_TAGS = tuple(
-    f"{{*}}{name}" for name in ("xref", "sup", "sub", "inline-formula", "disp-formula", "break")
-)
-#: A tag no JATS document uses: elements renamed to it go in one ``strip_elements`` call.
-_DROP = "pmc-data-drop"
-
-
-def _only_citations(element: etree._Element) -> bool:
-    """``<sup><xref ref-type="bibr">3</xref>,<xref ...>4</xref></sup>``: nothing but
-    citations and the punctuation between them."""
-    xrefs = [c for c in element if _local(c.tag) == "xref"]
-    leftover = "".join([element.text or ""] + [c.tail or "" for c in element])
-    return (
-        bool(xrefs)
-        and all(x.get("ref-type") == "bibr" for x in xrefs)
-        and not re.search(r"[A-Za-z0-9]", leftover)
-    )
-
-
-def _formula(element: etree._Element, options: JatsOptions) -> str:
-    """The placeholder, or the formula as text: its TeX, else its MathML linearised, else
-    its plain text (label left out); the placeholder when it has none (an image)."""
-    if options.formulas == "placeholder":
-        return "[formula]"
+def _formula_text(element: etree._Element) -> str:
+    """A formula as text: its TeX, else its MathML linearised, else its plain text (label
+    left out); the placeholder when it has none (an image)."""
     tex = next((c for c in element.iter() if _local(c.tag) == "tex-math"), None)
     if tex is not None and tex.text and tex.text.strip():
         return _norm(tex.text)
@@ -189,70 +169,101 @@ def _formula(element: etree._Element, options: JatsOptions) -> str:
     return text or "[formula]"
 
 
-def _prepare(root: etree._Element, options: JatsOptions) -> None:
-    """Rewrite the tree in place so that an element's text nodes, in document order, are
-    exactly the prose the options keep: footnotes, supplementary material and reference
-    lists gone, citation xrefs (and superscripts holding only citations) gone, formulae
-    replaced by their placeholder or linear text, line breaks as spaces. Tails (the text
-    after an element) always stay.
+def _only_citations(element: etree._Element) -> bool:
+    """``<sup><xref ref-type="bibr">3</xref>,<xref ...>4</xref></sup>``: nothing but
+    citations and the punctuation between them (the stylesheet's test, for formulae)."""
+    xrefs = [c for c in element if c.tag == "xref"]
+    leftover = "".join([element.text or ""] + [c.tail or "" for c in element])
+    return (
+        bool(xrefs)
+        and all(x.get("ref-type") == "bibr" for x in xrefs)
+        and not re.search(r"[A-Za-z0-9]", leftover)
+    )
 
-    Then :class:`_Text` reads a paragraph with one C-level serialisation instead of a walk
-    in Python over its inline elements, which took most of the parse."""
-    formulas, breaks = [], []
-    for element in root.iter(*_REWRITTEN_TAGS):  # one C-level walk finds every candidate
-        name = _local(element.tag)
-        if name == "xref":
-            if not options.citations and element.get("ref-type") == "bibr":
-                element.tag = _DROP
-        elif name in ("sup", "sub"):  # seen before its xrefs: they still have their names
-            if not options.citations and len(element) and _only_citations(element):
-                element.tag = _DROP
-        elif name == "break":
-            breaks.append(element)
-        else:
-            formulas.append(element)
-    etree.strip_elements(root, _DROP, *(f"{{*}}{name}" for name in SKIPPED_INLINE), with_tail=False)
-    # In document order: clearing an outer formula detaches the ones inside it.
-    for formula in formulas:
-        value = _formula(formula, options)
-        if _local(formula.tag) == "disp-formula":  # a display inside a paragraph stands apart
-            value = f" {value} "
+
+def _left_out(element: etree._Element, citations: bool) -> bool:
+    """Whether inline text leaves ``element`` out (a footnote, supplementary material...,
+    or a citation when ``citations`` are not kept)."""
+    if element.tag in SKIPPED_INLINE:
+        return True
+    if citations:
+        return False
+    if element.tag == "xref":
+        return element.get("ref-type") == "bibr"
+    return element.tag in ("sup", "sub") and _only_citations(element)
+
+
+def _formulas_as_text(root: etree._Element, citations: bool) -> None:
+    """``formulas: text``: each formula's content becomes its text, which the stylesheet
+    then reads (in document order: clearing an outer formula detaches those inside it).
+    What inline text leaves out (footnotes, citations...) is left out of a formula first."""
+    for formula in list(root.iter("inline-formula", "disp-formula")):
+        left_out = [
+            element
+            for element in formula.iter(*SKIPPED_INLINE, "xref", "sup", "sub")
+            if _left_out(element, citations)
+        ]
+        for element in left_out:
+            element.tag = _DROP
+        etree.strip_elements(formula, _DROP, with_tail=False)
+        value = _formula_text(formula)
         formula.clear(keep_tail=True)
         formula.text = value
-    for line_break in breaks:
-        line_break.clear(keep_tail=True)
-        line_break.text = " "
 
 
-class _Text:
-    """Linear text of inline content, on a tree rewritten by :func:`_prepare`.
+#: A tag no JATS document uses: elements renamed to it go in one ``strip_elements`` call.
+_DROP = "pmc-data-drop"
 
-    Blocks that JATS allows inside a paragraph (figures, tables, boxes) are not part of its
-    text: the caller emits them as blocks of their own."""
+#: The walk over the article, in XSLT: see the file for the stream it writes.
+STYLESHEET = Path(__file__).with_name("jats_text.xsl")
+_XSL = "{http://www.w3.org/1999/XSL/Transform}"
+_COMPILED = threading.local()
 
-    def __init__(self, root: etree._Element) -> None:
-        #: Every element with a nested block below it: only those need the slow path.
-        self.holds_nested: set[etree._Element] = set()
-        for nested in root.iter(*_NESTED_TAGS):
-            for ancestor in nested.iterancestors():
-                if ancestor in self.holds_nested:
-                    break  # and so are its ancestors: each element is added once
-                self.holds_nested.add(ancestor)
 
-    def __call__(self, element: etree._Element) -> str:
-        """The element's text, whitespace normalised and tidied."""
-        return tidy(_norm(self.raw(element)))
+def _stylesheet(options: JatsOptions) -> etree.XSLT:
+    """The stylesheet with its parameters set to ``options``, compiled once per options in
+    each thread (compiling takes about a millisecond; running it a few hundred µs)."""
+    cache = _COMPILED.__dict__.setdefault("cache", {})
+    compiled = cache.get(options)
+    if compiled is None:
+        document = etree.parse(str(STYLESHEET), etree.XMLParser(no_network=True))
+        for param in document.getroot().iterfind(f"{_XSL}param"):
+            name = param.get("name")
+            if name == "m":
+                continue
+            value = getattr(options, name)
+            if isinstance(value, bool):
+                param.set("select", "true()" if value else "false()")
+            elif isinstance(value, str) and value.replace("-", "").isalnum():
+                param.set("select", f"'{value}'")
+            else:
+                raise ValueError(f"JatsOptions.{name}: {value!r} is not an option value")
+        access = etree.XSLTAccessControl.DENY_ALL
+        compiled = cache[options] = etree.XSLT(document, access_control=access)
+    return compiled
 
-    def raw(self, element: etree._Element) -> str:
-        """The element's text as it stands in the document (for :meth:`_Body.finish`)."""
-        if element in self.holds_nested:
-            element = copy.deepcopy(element)
-            etree.strip_elements(element, *_NESTED_TAGS, with_tail=False)
-        return etree.tostring(element, method="text", encoding=str, with_tail=False)
 
-    def formula(self, element: etree._Element) -> str:
-        """A block-level formula (already rewritten by :func:`_prepare`)."""
-        return _norm("".join(element.itertext()))
+#: The stream's marker: a character the document does not hold, from the private use area
+#: of plane 16 (which text almost never holds).
+_MARKERS = tuple(chr(code) for code in range(0x10FFFD, 0x10FFF5, -1))
+#: A character reference that may name one of the markers.
+_MARKER_REFERENCE = re.compile(rb"&#(?:[xX]0*10[fF]{3}[0-9a-fA-F]|0*11141[0-9]{2});")
+_HOLDS = etree.XPath("boolean(//text()[contains(., $m)] | //@*[contains(., $m)])")
+
+
+def _marker(data: bytes, root: etree._Element) -> str:
+    """A marker the document holds nowhere: looked for in the UTF-8 bytes (fast), else in
+    the parsed text and attribute values."""
+    encoding = (root.getroottree().docinfo.encoding or "UTF-8").upper()
+    if encoding in ("UTF-8", "UTF8", "ASCII", "US-ASCII") and not _MARKER_REFERENCE.search(data):
+        for marker in _MARKERS:
+            if marker.encode() not in data:
+                return marker
+    for marker in _MARKERS:
+        if not _HOLDS(root, m=marker):
+            return marker
+    raise ValueError("the document holds every private-use character the reader can mark with")
+
 
 
 def _front(root: etree._Element, article: Article) -> None:
@@ -303,120 +314,87 @@ def _license(meta: etree._Element, article: Article) -> None:
             return
 
 
-class _Body:
-    """Walks abstracts, body, back and floats into blocks and section titles."""
+def _read(stream: str, marker: str, article: Article) -> None:
+    """The blocks, title and section paths of ``article`` from the stylesheet's stream.
 
-    def __init__(self, article: Article, options: JatsOptions, text: _Text) -> None:
-        self.article, self.options, self.text = article, options, text
-        #: Paragraphs waiting for :meth:`finish`: (index in ``blocks``, prefix).
-        self.untidy: list[tuple[int, str]] = []
-
-    def block(self, value: str) -> None:
-        if value:
-            self.article.blocks.append(value)
-
-    def prose(self, element: etree._Element, prefix: str = "") -> None:
-        """A paragraph as a block, tidied in :meth:`finish` with all the others at once."""
-        self.untidy.append((len(self.article.blocks), prefix))
-        self.article.blocks.append(self.text.raw(element))
-
-    def finish(self) -> None:
-        """Whitespace normalised and :func:`tidy` applied to all paragraphs at once."""
-        blocks = self.article.blocks
-        tidied = tidy_lines([_norm(blocks[index]) for index, _ in self.untidy])
-        for (index, prefix), value in zip(self.untidy, tidied, strict=True):
-            blocks[index] = prefix + value
-        self.article.blocks = [block for block in blocks if block]
-        self.untidy = []
-
-    def heading(self, title: str, path: list[str]) -> None:
-        self.block(title)
-        self.article.sections.append(" / ".join(path))
-
-    def container(self, element: etree._Element, path: list[str]) -> None:
-        for child in element:
-            name = _local(child.tag)
-            if name == "sec":
-                self.section(child, path)
-            elif name in ("p", "list", "disp-quote", "statement", "def-list"):
-                self.paragraph(child)
-            elif name == "disp-formula":
-                self.block(self.text.formula(child))
-            elif name in ("fig", "fig-group", "table-wrap", "table-wrap-group"):
-                self.float(child)
-            elif name == "boxed-text" and self.options.boxed_text:
-                self.boxed(child, path)
-            elif name in ("app", "app-group") and self.options.appendices:
-                self.section(child, path)
-
-    def section(self, sec: etree._Element, path: list[str]) -> None:
-        title_node = sec.find("title")
-        title = self.text(title_node) if title_node is not None else ""
-        if sec.get("sec-type") in DROPPED_SECTION_TYPES or DROPPED_SECTION_TITLE.match(title):
-            return
-        here = [*path, title] if title else path
-        if title:
-            self.heading(title, here)
-        self.container(sec, here)
-
-    def boxed(self, box: etree._Element, path: list[str]) -> None:
-        """A box: its title, its caption's paragraphs (part of the box's text, unlike a
-        figure's caption), then its content."""
-        title = box.find("caption/title")
-        if title is None:
-            title = box.find("title")
-        if title is not None:
-            self.block(self.text(title))
-        for paragraph in box.findall("caption/p"):
-            self.prose(paragraph)
-        self.container(box, path)
-
-    def paragraph(self, element: etree._Element) -> None:
-        name = _local(element.tag)
-        if name in ("list", "def-list"):
-            for item in element.xpath("*[local-name()='list-item' or local-name()='def-item']"):
-                self.prose(item, "- ")
-        else:
-            self.prose(element)
-        if element not in self.text.holds_nested:
-            return
-        # Blocks nested in a paragraph follow it as blocks of their own (outermost only).
-        for nested in element.iterdescendants(*_NESTED_TAGS):  # a C-level filter on the tag
-            if any(_local(a.tag) in NESTED_BLOCKS for a in _between(element, nested)):
-                continue  # inside another nested block, which handles it
-            if _local(nested.tag) == "boxed-text":
-                if self.options.boxed_text:
-                    self.boxed(nested, [])
+    Sections whose type or title is dropped are dropped here, with all they hold; paragraphs
+    and list items are whitespace-normalised and tidied all at once, as the lines of one
+    text (:func:`tidy_lines`), headings and caption parts one at a time."""
+    parts = stream.split(marker)
+    blocks, sections = article.blocks, article.sections
+    prose: list[tuple[int, str]] = []  # (index in blocks, prefix) of what is tidied last
+    # The open sections, abstracts and boxes: (title, dropped, starts a section path).
+    frames: list[tuple[str, bool, bool]] = []
+    dropped = False
+    i, count = 1, len(parts)  # parts[0] is what came before the first marker: nothing
+    while i < count:
+        part = parts[i]
+        kind = part[:1]
+        i += 1
+        if kind in "PL":
+            if not dropped:
+                prose.append((len(blocks), "- " if kind == "L" else ""))
+                blocks.append(part[1:])
+        elif kind == "E":
+            frames.pop()
+            dropped = frames[-1][1] if frames else False
+        elif kind == "S":
+            title = parts[i][1:]  # the "t" part
+            i += 1
+            if not dropped:
+                title = tidy(_norm(title))
+                kind = part[1:]  # its sec-type
+                if kind in DROPPED_SECTION_TYPES or DROPPED_SECTION_TITLE.match(title):
+                    dropped = True
+                elif title:
+                    blocks.append(title)
+                    sections.append(" / ".join([*_path(frames), title]))
+            frames.append((title, dropped, False))
+        elif kind == "A":
+            title = tidy(_norm(parts[i][1:]))
+            i += 1
+            kind = part[1:]  # its abstract-type
+            heading = title or ("Abstract" if not kind else kind.replace("-", " ").capitalize())
+            blocks.append(heading)
+            sections.append(heading)
+            frames.append((heading, False, True))
+        elif kind == "B":
+            frames.append(("", dropped, True))
+        elif kind == "I":
+            article.title = tidy(_norm(part[1:]))
+            if article.title:
+                blocks.append(article.title)
+        elif dropped:
+            continue  # F, C, R and the c parts after them
+        elif kind == "F":
+            value = _norm(part[1:])
+            if value:
+                blocks.append(value)
+        elif kind in "CR":
+            cells = []
+            while i < count and parts[i][:1] == "c":
+                cells.append(tidy(_norm(parts[i][1:])))
+                i += 1
+            if kind == "C":
+                blocks.append(f"{part[1:]}: " + " ".join(cells))
             else:
-                self.float(nested)
-
-    def float(self, element: etree._Element) -> None:
-        name = _local(element.tag)
-        if name in ("fig-group", "table-wrap-group"):
-            for child in element:
-                self.float(child)
-            return
-        is_table = name == "table-wrap"
-        if (self.options.tables if is_table else self.options.figures) != "keep":
-            return
-        caption = element.find("caption")
-        label = "Table" if is_table else "Figure"
-        if caption is not None:
-            self.block(f"{label}: " + " ".join(self.text(p) for p in caption))
-        if is_table:
-            for row in element.xpath(".//*[local-name()='tr']"):
-                cells = [self.text(c) for c in row if _local(c.tag) in ("td", "th")]
-                self.block(tidy("Table row: " + " | ".join(cells)))
+                blocks.append(tidy("Table row: " + " | ".join(cells)))
+    tidied = tidy_lines([_norm(blocks[index]) for index, _ in prose])
+    for (index, prefix), value in zip(prose, tidied, strict=True):
+        blocks[index] = prefix + value
+    article.blocks = [block for block in blocks if block]
 
 
-def _between(outer: etree._Element, inner: etree._Element) -> list[etree._Element]:
-    """The elements strictly between ``outer`` and its descendant ``inner``."""
-    chain = []
-    for ancestor in inner.iterancestors():
-        if ancestor is outer:
+def _path(frames: list[tuple[str, bool, bool]]) -> list[str]:
+    """The titles of the open sections, from the innermost frame that starts a path."""
+    path = []
+    for title, _, starts in reversed(frames):
+        if title:
+            path.append(title)
+        if starts:
             break
-        chain.append(ancestor)
-    return chain
+    return path[::-1]
+
 
 
 def _markup_at(data: bytes, start: int) -> bool:
@@ -488,39 +466,10 @@ def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
         raise ValueError(f"root element is <{_local(root.tag)}>, not <article>")
     article = Article(article_type=root.get("article-type"))
     _front(root, article)
-    _prepare(root, options)
-    text = _Text(root)
-    title = root.find("front/article-meta/title-group/article-title")
-    article.title = text(title) if title is not None else ""
+    if options.formulas == "text":
+        _formulas_as_text(root, options.citations)
+    marker = _marker(data, root)
+    stream = str(_stylesheet(options)(root, m=etree.XSLT.strparam(marker)))
+    _read(stream, marker, article)
     article.retracted = article.article_type == "retraction"
-    walker = _Body(article, options, text)
-    if article.title:
-        article.blocks.append(article.title)
-    for abstract in root.xpath("front/article-meta/abstract | front/article-meta/trans-abstract"):
-        kind = abstract.get("abstract-type")
-        if kind in ("toc", "teaser", "web-summary"):
-            continue
-        title_node = abstract.find("title")
-        heading = self_title = text(title_node) if title_node is not None else ""
-        if not self_title:
-            heading = "Abstract" if not kind else kind.replace("-", " ").capitalize()
-        walker.heading(heading, [heading])
-        walker.container(abstract, [heading])
-    body = root.find("body")
-    if body is not None:
-        walker.container(body, [])
-    back = root.find("back")
-    if back is not None and options.appendices:
-        for group in back.xpath("app-group | app"):
-            walker.section(group, [])
-    floats = root.find("floats-group")
-    if floats is not None:
-        for element in floats:
-            walker.float(element)
-    if options.sub_articles:
-        for sub in root.xpath("sub-article"):
-            sub_body = sub.find("body")
-            if sub_body is not None:
-                walker.container(sub_body, [])
-    walker.finish()
     return article
