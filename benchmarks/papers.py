@@ -2,6 +2,7 @@
 
     python benchmarks/papers.py                      # 2,000 articles, memory run on 2k and 20k
     python benchmarks/papers.py --articles 200 --scale 2
+    python benchmarks/papers.py --articles 400 --scale 1 --repeats 5
 
 The corpus is ``--articles`` JATS articles written to a temporary folder as ``PMC<n>.nxml``,
 copies of the real eLife articles in /work/shared/fixtures/jats (read at run time, never
@@ -12,8 +13,9 @@ words shuffled among themselves and about 5 % of them replaced by other words of
 figure mentions keep their structure).
 
 Throughput, both tools on the same files, each in its own subprocess (one process, one core),
-each timing only its own loop over file contents already read (so neither start-up, imports
-nor disk is counted; the timed loop keeps no texts, a second untimed pass collects them):
+``--repeats`` times alternately (the median run of each is compared), each timing only its
+own loop over file contents already read (so neither start-up, imports nor disk is counted;
+the timed loop keeps no texts, a second untimed pass collects them):
 
 - pmc-data: ``CleanPaperText().transform(parse_article(data).text)`` per file.
 - pubmed_parser (in benchmarks/.venv-pubmed-parser, created on first use): per file
@@ -288,6 +290,11 @@ def parse_run(tool: str, python: Path, program: str, corpus: Corpus, work: Path)
     return Parse(tool, out["seconds"], out["cpu_seconds"], peak, out["texts"], out["errors"])
 
 
+def median_run(runs: list[Parse]) -> Parse:
+    """The run of median throughput (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda run: run.rate)[(len(runs) - 1) // 2]
+
+
 def peer_python(given: str | None) -> Path:
     """The interpreter that runs pubmed_parser: ``given``, or a venv created on first use."""
     python = Path(given) if given else PUBMED_VENV / "bin" / "python"
@@ -520,6 +527,10 @@ def main() -> None:
     parser.add_argument("--pubmed-parser-python", help="an interpreter with pubmed_parser")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--repeats", type=int, default=3,
+        help="alternating timed runs of each tool; the median of each is compared",
+    )  # fmt: skip
+    parser.add_argument(
         "--unit-size", default="8MiB",
         help="the memory run's --unit-size, the same for both sizes: a build gives a small "
         "input smaller units (input / 32), so without it the 10x run would also measure "
@@ -549,8 +560,18 @@ def main() -> None:
         if args.wait_for:
             wait_for_quiet(args.wait_for, 20 * 60)
 
-        ours = parse_run("pmc-data", Path(sys.executable), OURS, corpus, tmp)
-        peer = parse_run("pubmed_parser", python, PEER, corpus, tmp)
+        # Alternating runs, the median of each side: on a shared machine one pair of runs
+        # moves by up to ~20 % (either side), the medians of a few much less.
+        runs: dict[str, list[Parse]] = {"pmc-data": [], "pubmed_parser": []}
+        for repeat in range(args.repeats):
+            runs["pmc-data"].append(parse_run("pmc-data", Path(sys.executable), OURS, corpus, tmp))
+            runs["pubmed_parser"].append(parse_run("pubmed_parser", python, PEER, corpus, tmp))
+            print(
+                f"run {repeat + 1}: pmc-data {runs['pmc-data'][-1].rate:,.1f}, pubmed_parser "
+                f"{runs['pubmed_parser'][-1].rate:,.1f} articles/s",
+                flush=True,
+            )
+        ours, peer = (median_run(runs[tool]) for tool in ("pmc-data", "pubmed_parser"))
         scores = recall(corpus, ours, peer)
 
         print(

@@ -54,6 +54,30 @@ _MAY_CLOSE = ")],;\u2013\u2014-" + "".join(
 BLANKS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # noqa: E501
 
 
+#: Every character ``str.split()`` splits on (what ``str.isspace`` calls whitespace) but the
+#: space, ASCII first (a test checks the list is complete).
+_ASCII_WHITESPACE = "\n\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_OTHER_WHITESPACE = "\xa0\u2009\u2002\u2003\u202f\u200a\u2000\u2001\u2004\u2005\u2006\u2007\u2008\x85\u1680\u2028\u2029\u205f\u3000"  # noqa: E501
+_SPACE_RUN = re.compile("  +")  # two literal spaces first: found fast, tried only there
+
+
+def collapse_whitespace(text: str) -> str:
+    r"""``" ".join(text.split())``, without making a string of every word: each kind of
+    whitespace present becomes a space (``str.replace``), then runs of spaces one. Twice as
+    fast on an article's text, which is mostly single spaces already.
+
+    >>> collapse_whitespace("  a\n\t b\u00a0\u2009c  ")
+    'a b c'
+    """
+    kinds = _ASCII_WHITESPACE if text.isascii() else _ASCII_WHITESPACE + _OTHER_WHITESPACE
+    for blank in kinds:
+        if blank in text:
+            text = text.replace(blank, " ")
+    if "  " in text:
+        text = _SPACE_RUN.sub(" ", text)
+    return text.strip(" ")
+
+
 def sub_on_lines(
     pattern: re.Pattern,
     repl: str | Callable,

@@ -29,7 +29,7 @@ from lxml import etree
 
 from pmc_data.licenses import UNKNOWN, to_spdx
 from pmc_data.sources.mathml import mathml_text
-from pmc_data.tidy import tidy, tidy_lines
+from pmc_data.tidy import collapse_whitespace, tidy, tidy_lines
 
 XLINK = "{http://www.w3.org/1999/xlink}href"
 _PARSER = etree.XMLParser(
@@ -248,6 +248,19 @@ def _stylesheet(options: JatsOptions) -> etree.XSLT:
 _MARKERS = tuple(chr(code) for code in range(0x10FFFD, 0x10FFF5, -1))
 #: A character reference that may name one of the markers.
 _MARKER_REFERENCE = re.compile(rb"&#(?:[xX]0*10[fF]{3}[0-9a-fA-F]|0*11141[0-9]{2});")
+
+
+def _may_refer(data: bytes) -> bool:
+    """Whether a character reference in ``data`` may name a marker (``&`` is rare in JATS
+    and found with ``memchr``; a two-byte search for ``&#`` is several times slower)."""
+    at = data.find(b"&")
+    while at != -1:
+        if data[at + 1 : at + 2] == b"#" and _MARKER_REFERENCE.match(data, at):
+            return True
+        at = data.find(b"&", at + 1)
+    return False
+
+
 _HOLDS = etree.XPath("boolean(//text()[contains(., $m)] | //@*[contains(., $m)])")
 
 
@@ -255,7 +268,9 @@ def _marker(data: bytes, root: etree._Element) -> str:
     """A marker the document holds nowhere: looked for in the UTF-8 bytes (fast), else in
     the parsed text and attribute values."""
     encoding = (root.getroottree().docinfo.encoding or "UTF-8").upper()
-    if encoding in ("UTF-8", "UTF8", "ASCII", "US-ASCII") and not _MARKER_REFERENCE.search(data):
+    if encoding in ("UTF-8", "UTF8", "ASCII", "US-ASCII") and not _may_refer(data):
+        if data.find(b"\xf4") == -1:  # the first byte of every character of plane 16
+            return _MARKERS[0]
         for marker in _MARKERS:
             if marker.encode() not in data:
                 return marker
@@ -265,10 +280,9 @@ def _marker(data: bytes, root: etree._Element) -> str:
     raise ValueError("the document holds every private-use character the reader can mark with")
 
 
-
 def _front(root: etree._Element, article: Article) -> None:
-    """Identifiers, journal, year and license (read before :func:`_prepare` rewrites the
-    tree: license text may hold footnotes or links)."""
+    """Identifiers, journal, year and license (from the whole tree: license text may hold
+    footnotes or links, which the article's text leaves out)."""
     meta = root.find("front/article-meta")
     if meta is None:
         return
@@ -320,7 +334,9 @@ def _read(stream: str, marker: str, article: Article) -> None:
     Sections whose type or title is dropped are dropped here, with all they hold; paragraphs
     and list items are whitespace-normalised and tidied all at once, as the lines of one
     text (:func:`tidy_lines`), headings and caption parts one at a time."""
-    parts = stream.split(marker)
+    # Whitespace collapsed once for the whole stream: the marker is no whitespace, so each
+    # part's text is then whitespace-normalised but for a space at either end.
+    parts = collapse_whitespace(stream).split(marker)
     blocks, sections = article.blocks, article.sections
     prose: list[tuple[int, str]] = []  # (index in blocks, prefix) of what is tidied last
     # The open sections, abstracts and boxes: (title, dropped, starts a section path).
@@ -342,8 +358,8 @@ def _read(stream: str, marker: str, article: Article) -> None:
             title = parts[i][1:]  # the "t" part
             i += 1
             if not dropped:
-                title = tidy(_norm(title))
-                kind = part[1:]  # its sec-type
+                title = tidy(title)
+                kind = part[1:].strip(" ")  # its sec-type
                 if kind in DROPPED_SECTION_TYPES or DROPPED_SECTION_TITLE.match(title):
                     dropped = True
                 elif title:
@@ -351,9 +367,9 @@ def _read(stream: str, marker: str, article: Article) -> None:
                     sections.append(" / ".join([*_path(frames), title]))
             frames.append((title, dropped, False))
         elif kind == "A":
-            title = tidy(_norm(parts[i][1:]))
+            title = tidy(parts[i][1:])
             i += 1
-            kind = part[1:]  # its abstract-type
+            kind = part[1:].strip(" ")  # its abstract-type
             heading = title or ("Abstract" if not kind else kind.replace("-", " ").capitalize())
             blocks.append(heading)
             sections.append(heading)
@@ -361,25 +377,25 @@ def _read(stream: str, marker: str, article: Article) -> None:
         elif kind == "B":
             frames.append(("", dropped, True))
         elif kind == "I":
-            article.title = tidy(_norm(part[1:]))
+            article.title = tidy(part[1:])
             if article.title:
                 blocks.append(article.title)
         elif dropped:
             continue  # F, C, R and the c parts after them
         elif kind == "F":
-            value = _norm(part[1:])
+            value = part[1:].strip(" ")
             if value:
                 blocks.append(value)
         elif kind in "CR":
             cells = []
             while i < count and parts[i][:1] == "c":
-                cells.append(tidy(_norm(parts[i][1:])))
+                cells.append(tidy(parts[i][1:]))
                 i += 1
             if kind == "C":
-                blocks.append(f"{part[1:]}: " + " ".join(cells))
+                blocks.append(f"{part[1:].strip(' ')}: " + " ".join(cells))
             else:
                 blocks.append(tidy("Table row: " + " | ".join(cells)))
-    tidied = tidy_lines([_norm(blocks[index]) for index, _ in prose])
+    tidied = tidy_lines([blocks[index].strip(" ") for index, _ in prose])
     for (index, prefix), value in zip(prose, tidied, strict=True):
         blocks[index] = prefix + value
     article.blocks = [block for block in blocks if block]
@@ -394,7 +410,6 @@ def _path(frames: list[tuple[str, bool, bool]]) -> list[str]:
         if starts:
             break
     return path[::-1]
-
 
 
 def _markup_at(data: bytes, start: int) -> bool:
