@@ -24,6 +24,7 @@
   the reader keeps them when its option `citations` is on.
 -->
 <!DOCTYPE xsl:stylesheet [
+  <!ENTITY may-nest "*[*] | fig | table-wrap | fig-group | table-wrap-group | boxed-text">
   <!ENTITY omitted "supplementary-material | fn | fn-group | ref-list | ack | glossary">
   <!ENTITY is-omitted "self::supplementary-material or self::fn or self::fn-group
     or self::ref-list or self::ack or self::glossary">
@@ -33,7 +34,8 @@
   <!ENTITY is-citation "self::xref[@ref-type = 'bibr'] or self::sup[&only-citations;]
     or self::sub[&only-citations;]">
 ]>
-<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+                xmlns:xlink="http://www.w3.org/1999/xlink">
   <xsl:output method="text" encoding="UTF-8"/>
 
   <!-- The options (JatsOptions); the reader sets each when it compiles the stylesheet. -->
@@ -47,6 +49,8 @@
   <xsl:param name="sub_articles" select="false()"/>
 
   <xsl:template match="/*">
+    <xsl:apply-templates select="(front/article-meta)[1]" mode="meta"/>
+    <xsl:value-of select="$m"/><xsl:text>#</xsl:text>
     <xsl:for-each select="(front/article-meta/title-group/article-title)[1]">
       <xsl:value-of select="$m"/><xsl:text>I</xsl:text>
       <xsl:apply-templates mode="inline"/>
@@ -73,6 +77,54 @@
     </xsl:if>
   </xsl:template>
 
+  <!-- meta: identifiers, journal, years and license candidates, before "#" (the reader
+       reads them as they are, without collapsing their whitespace). A text piece is an
+       element's first child if that is text (lxml's `.text`); the license's own elements
+       are matched in any namespace (ali:license_ref). -->
+  <xsl:template match="*" mode="meta">
+    <xsl:value-of select="$m"/><xsl:text>M</xsl:text>
+    <xsl:for-each select="article-id">
+      <xsl:value-of select="$m"/><xsl:text>i</xsl:text><xsl:value-of select="@pub-id-type"/>
+      <xsl:value-of select="$m"/><xsl:text>v</xsl:text>
+      <xsl:value-of select="node()[1][self::text()]"/>
+    </xsl:for-each>
+    <xsl:for-each select="(/*/front/journal-meta//journal-title)[1]">
+      <xsl:value-of select="$m"/><xsl:text>j</xsl:text><xsl:value-of select="."/>
+    </xsl:for-each>
+    <xsl:for-each select="pub-date/year">
+      <xsl:value-of select="$m"/><xsl:text>y</xsl:text>
+      <xsl:value-of select="node()[1][self::text()]"/>
+    </xsl:for-each>
+    <xsl:for-each select="permissions[1]">
+      <!-- in the order of the reader's candidates: license references and attributes, then
+           license texts, then copyright statements -->
+      <xsl:for-each select="descendant::*[local-name() = 'license_ref' or local-name() = 'license']">
+        <xsl:value-of select="$m"/><xsl:text>r</xsl:text>
+        <xsl:choose>
+          <xsl:when test="local-name() = 'license_ref'">
+            <xsl:value-of select="node()[1][self::text()]"/>
+          </xsl:when>
+          <xsl:otherwise>
+            <xsl:value-of select="@xlink:href"/>
+            <xsl:value-of select="$m"/><xsl:text>r</xsl:text><xsl:value-of select="@license-type"/>
+          </xsl:otherwise>
+        </xsl:choose>
+      </xsl:for-each>
+      <xsl:for-each select="descendant::*[local-name() = 'license-p' or local-name() = 'license']">
+        <xsl:call-template name="words"/>
+      </xsl:for-each>
+      <xsl:for-each select="descendant::*[local-name() = 'copyright-statement']">
+        <xsl:call-template name="words"/>
+      </xsl:for-each>
+    </xsl:for-each>
+  </xsl:template>
+
+  <!-- Every text node of an element, each after a space (the reader normalises them). -->
+  <xsl:template name="words">
+    <xsl:value-of select="$m"/><xsl:text>n</xsl:text>
+    <xsl:for-each select=".//text()"><xsl:text> </xsl:text><xsl:value-of select="."/></xsl:for-each>
+  </xsl:template>
+
   <!-- block: the children of a body, section, abstract or box. -->
   <xsl:template match="*" mode="block"/>
   <xsl:template match="sec" mode="block">
@@ -84,14 +136,14 @@
   <xsl:template match="p | disp-quote | statement" mode="block">
     <xsl:value-of select="$m"/><xsl:text>P</xsl:text>
     <xsl:apply-templates mode="inline"/>
-    <xsl:apply-templates select="*" mode="nested"/>
+    <xsl:apply-templates select="&may-nest;" mode="nested"/>
   </xsl:template>
   <xsl:template match="list | def-list" mode="block">
     <xsl:for-each select="list-item | def-item">
       <xsl:value-of select="$m"/><xsl:text>L</xsl:text>
       <xsl:apply-templates mode="inline"/>
     </xsl:for-each>
-    <xsl:apply-templates select="*" mode="nested"/>
+    <xsl:apply-templates select="&may-nest;" mode="nested"/>
   </xsl:template>
   <xsl:template match="disp-formula" mode="block">
     <xsl:value-of select="$m"/><xsl:text>F</xsl:text>
@@ -135,7 +187,7 @@
   <!-- nested: the blocks JATS allows inside a paragraph (outermost only) follow it as
        blocks of their own; a box there starts its own section path. -->
   <xsl:template match="*" mode="nested">
-    <xsl:apply-templates select="*" mode="nested"/>
+    <xsl:apply-templates select="&may-nest;" mode="nested"/>
   </xsl:template>
   <xsl:template match="fig | fig-group | table-wrap | table-wrap-group" mode="nested">
     <xsl:apply-templates select="." mode="float"/>
@@ -150,7 +202,7 @@
   <xsl:template match="&omitted; | inline-formula | disp-formula | break" mode="nested"/>
   <xsl:template match="&citation;"
                 mode="nested">
-    <xsl:if test="$citations"><xsl:apply-templates select="*" mode="nested"/></xsl:if>
+    <xsl:if test="$citations"><xsl:apply-templates select="&may-nest;" mode="nested"/></xsl:if>
   </xsl:template>
 
   <!-- float: a figure or a table, kept as "Figure: caption" / "Table: caption" and

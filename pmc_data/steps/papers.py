@@ -45,8 +45,33 @@ def _drop_doi(match: re.Match) -> str:
     return "" if alone else "."
 
 
-_DOI_FORMS = ("DOI:", "doi:", "Doi:")
+_DOI_LABELS = ("DOI", "doi", "Doi")
 _DOI_LINE = re.compile(r"^\s*(?:DOI|doi|Doi):\s*$", re.MULTILINE)
+
+
+def _doi_line_starts(text: str) -> list[int]:
+    """Where :data:`_DOI_LINE` can match: the first line start in the whitespace before a
+    "DOI:" (its ``^\\s*`` takes blank lines before it too). A multi-line pattern that starts
+    with ``^\\s*`` is tried at every position (~30 ns a character, 0.3-0.9 ms on an eLife
+    article, whose every section ends with a "DOI:" line); :func:`sub_at` tries it only here.
+    The labels are found from their colons (rarer than any letter of them)."""
+    starts = []
+    at = text.find(":")
+    while at != -1:
+        if text[at - 3 : at] in _DOI_LABELS:
+            before = at - 4
+            while before >= 0 and text[before].isspace():
+                before -= 1
+            if before < 0:
+                starts.append(0)
+            else:
+                newline = text.find("\n", before + 1, at)
+                if newline != -1:
+                    starts.append(newline + 1)
+        at = text.find(":", at + 1)
+    return starts
+
+
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # [1], [1-3, 7], [12–14]: integers only, so "[95% CI 1.2-3.4]" and "[1.2, 3.4]" stay.
 _NUMERIC_CITATION = re.compile(r"\[\s*\d{1,4}(?:\s*[-\u2013,;]\s*\d{1,4})*\s*\]")
@@ -189,8 +214,8 @@ class CleanPaperText(TextTransform):
             text = _drop_figure_mentions(text)
         text = tidy_changed_lines(before, text)
         # Last, as it removes lines: "DOI:" lines whose link went (tidied to "DOI:").
-        if args.urls and any(form in text for form in _DOI_FORMS):
-            text = _DOI_LINE.sub("", text).strip()
+        if args.urls and (starts := _doi_line_starts(text)):
+            text = sub_at(_DOI_LINE, "", text, starts).strip()
         return text
 
 
