@@ -12,10 +12,12 @@ words shuffled among themselves and about 5 % of them replaced by other words of
 (punctuation, brackets and inline elements stay where they are, so the XML, citations and
 figure mentions keep their structure).
 
-Throughput, both tools on the same files, each in its own subprocess (one process, one core),
-``--repeats`` times alternately (the median run of each is compared), each timing only its
-own loop over file contents already read (so neither start-up, imports nor disk is counted;
-the timed loop keeps no texts, a second untimed pass collects them):
+Throughput, both tools on the same files, each in its own worker process (one process, one
+core), ``--repeats`` passes over the corpus in ``--chunks`` chunks, the two tools taking turns
+chunk by chunk (a shared machine's speed drifts by 20 % and more over a minute, for both
+alike); each tool's time is the sum over chunks of its fastest pass. Each times only its own
+loop over file contents already read (so neither start-up, imports nor disk is counted; the
+timed loop keeps no texts, a final untimed pass collects them):
 
 - pmc-data: ``CleanPaperText().transform(parse_article(data).text)`` per file.
 - pubmed_parser (in benchmarks/.venv-pubmed-parser, created on first use): per file
@@ -65,13 +67,45 @@ PUBMED_VENV = HERE / ".venv-pubmed-parser"
 PUBMED_PACKAGES = ("pubmed_parser",)
 _SAFE = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
-# Each worker times one pass that keeps nothing but a character count, then makes an untimed
-# pass that keeps the texts for the recall: holding on to every paragraph string while timing
-# slowed pubmed_parser down as the run went on (about 200 articles/s over its first 400
-# articles, about 85 over its last 400 of 2,000), which measured the harness, not the parser.
-OURS = textwrap.dedent(
+# Each tool runs in a worker process that reads every file first, then answers commands on
+# stdin: "time START END" runs the articles START..END-1 and reports the wall and CPU seconds
+# (keeping nothing but a character count: holding on to every paragraph string while timing
+# slowed pubmed_parser down as a run went on, which measured the harness, not the parser);
+# "texts" makes an untimed pass that keeps the texts for the recall and exits.
+SERVE = textwrap.dedent(
     """
     import json, sys, time
+
+    def serve(count, run, size, keep):
+        errors = {}
+        for line in sys.stdin:
+            command = line.split()
+            if command[0] == "time":
+                chars = 0
+                wall, cpu = time.perf_counter(), time.process_time()
+                for i in range(int(command[1]), int(command[2])):
+                    try:
+                        chars += size(run(i))
+                    except Exception as exc:
+                        errors[i] = repr(exc)[:200]
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                print(json.dumps([wall, cpu]), flush=True)
+            elif command[0] == "texts":
+                texts = []
+                for i in range(count):
+                    try:
+                        texts.append(keep(run(i)))
+                    except Exception:
+                        texts.append(None)
+                with open(sys.argv[2], "w") as handle:
+                    json.dump({"texts": texts, "errors": list(errors.values())}, handle)
+                print("[]", flush=True)
+                return
+    """
+)
+
+OURS = SERVE + textwrap.dedent(
+    """
     from pmc_data.sources.jats import parse_article
     from pmc_data.steps.papers import CleanPaperText
 
@@ -82,34 +116,15 @@ OURS = textwrap.dedent(
             contents.append(handle.read())
     clean = CleanPaperText()
 
-    def run(data):
-        return clean.transform(parse_article(data).text)
+    def run(i):
+        return clean.transform(parse_article(contents[i]).text)
 
-    chars, errors = 0, []
-    wall, cpu = time.perf_counter(), time.process_time()
-    for data in contents:
-        try:
-            chars += len(run(data))
-        except Exception as exc:
-            errors.append(repr(exc)[:200])
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    texts = []
-    for data in contents:
-        try:
-            texts.append(run(data))
-        except Exception:
-            texts.append(None)
-    result = {
-        "seconds": wall, "cpu_seconds": cpu, "chars": chars, "texts": texts, "errors": errors
-    }
-    with open(sys.argv[2], "w") as handle:
-        json.dump(result, handle)
+    serve(len(paths), run, len, lambda text: text)
     """
 )
 
-PEER = textwrap.dedent(
+PEER = SERVE + textwrap.dedent(
     """
-    import json, sys, time
     import pubmed_parser as pp
 
     paths = json.loads(open(sys.argv[1]).read())
@@ -117,38 +132,24 @@ PEER = textwrap.dedent(
         with open(path, "rb") as handle:
             handle.read()
 
-    def run(path):
-        meta = pp.parse_pubmed_xml(path)
-        paragraphs = pp.parse_pubmed_paragraph(path, all_paragraph=True)
+    def run(i):
+        meta = pp.parse_pubmed_xml(paths[i])
+        paragraphs = pp.parse_pubmed_paragraph(paths[i], all_paragraph=True)
         return meta, paragraphs
 
-    chars, errors = 0, []
-    wall, cpu = time.perf_counter(), time.process_time()
-    for path in paths:
-        try:
-            meta, paragraphs = run(path)
-            chars += len(meta["abstract"]) + sum(len(p["text"]) for p in paragraphs)
-        except Exception as exc:
-            errors.append(repr(exc)[:200])
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    texts = []
-    for path in paths:
-        try:
-            meta, paragraphs = run(path)
-            texts.append(
-                {
-                    "title": meta["full_title"],
-                    "abstract": meta["abstract"],
-                    "paragraphs": [p["text"] for p in paragraphs],
-                }
-            )
-        except Exception:
-            texts.append(None)
-    result = {
-        "seconds": wall, "cpu_seconds": cpu, "chars": chars, "texts": texts, "errors": errors
-    }
-    with open(sys.argv[2], "w") as handle:
-        json.dump(result, handle)
+    def size(result):
+        meta, paragraphs = result
+        return len(meta["abstract"]) + sum(len(p["text"]) for p in paragraphs)
+
+    def keep(result):
+        meta, paragraphs = result
+        return {
+            "title": meta["full_title"],
+            "abstract": meta["abstract"],
+            "paragraphs": [p["text"] for p in paragraphs],
+        }
+
+    serve(len(paths), run, size, keep)
     """
 )
 
@@ -257,11 +258,12 @@ def generate(folder: Path, n: int, bases: list[Base], seed: int, first_pmc: int)
 @dataclass
 class Parse:
     tool: str
-    seconds: float  # the loop only
+    seconds: float  # the timed loops only: per chunk, the fastest of the repeats, summed
     cpu_seconds: float
-    peak: int
     texts: list
     errors: list[str] = field(default_factory=list)
+    #: Each repeat's seconds for the whole corpus (the chunks of one repeat summed).
+    repeats: list[float] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -272,27 +274,81 @@ class Parse:
         return self.done / self.seconds
 
 
-def parse_run(tool: str, python: Path, program: str, corpus: Corpus, work: Path) -> Parse:
-    # Not "<tool>.py": a script named pubmed_parser.py would shadow the package it imports.
-    stem = "run-" + re.sub(r"\W", "-", tool)
-    script, listing, result = (
-        work / f"{stem}.py",
-        work / f"{stem}-files.json",
-        work / f"{stem}.json",
-    )
-    script.write_text(program)
-    listing.write_text(json.dumps([str(p) for p in corpus.paths]))
-    command = [str(python), str(script), str(listing), str(result)]
-    _, peak = measure(command, HERE.parent, work / f"{tool}.log")
-    out = json.loads(result.read_text())
-    if out["errors"] and len(out["errors"]) == len(out["texts"]):
-        sys.exit(f"{tool} failed on every file, e.g. {out['errors'][0]}")
-    return Parse(tool, out["seconds"], out["cpu_seconds"], peak, out["texts"], out["errors"])
+class Worker:
+    """One tool's worker process (see SERVE): files read once, chunks timed on command."""
+
+    def __init__(self, tool: str, python: Path, program: str, corpus: Corpus, work: Path):
+        # Not "<tool>.py": a script named pubmed_parser.py would shadow the package it imports.
+        stem = "run-" + re.sub(r"\W", "-", tool)
+        script, listing = work / f"{stem}.py", work / f"{stem}-files.json"
+        self.tool, self.result = tool, work / f"{stem}.json"
+        script.write_text(program)
+        listing.write_text(json.dumps([str(p) for p in corpus.paths]))
+        self.log = open(work / f"{tool}.log", "wb")  # noqa: SIM115 - closed in finish()
+        self.process = subprocess.Popen(
+            [str(python), str(script), str(listing), str(self.result)],
+            cwd=HERE.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+            text=True,
+        )  # fmt: skip
+
+    def _ask(self, command: str) -> list[float]:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"{self.tool}'s worker ended early; see {self.log.name}")
+        return json.loads(line)
+
+    def time(self, start: int, end: int) -> tuple[float, float]:
+        wall, cpu = self._ask(f"time {start} {end}")
+        return wall, cpu
+
+    def finish(self) -> tuple[list, list[str]]:
+        self._ask("texts")
+        self.process.wait()
+        self.log.close()
+        out = json.loads(self.result.read_text())
+        if out["errors"] and len(out["errors"]) == len(out["texts"]):
+            sys.exit(f"{self.tool} failed on every file, e.g. {out['errors'][0]}")
+        return out["texts"], out["errors"]
 
 
-def median_run(runs: list[Parse]) -> Parse:
-    """The run of median throughput (the lower middle one of an even count)."""
-    return sorted(runs, key=lambda run: run.rate)[(len(runs) - 1) // 2]
+def timed_runs(workers: list[Worker], articles: int, repeats: int, chunks: int) -> list[Parse]:
+    """Both tools over the corpus ``repeats`` times, chunk by chunk, alternating which goes
+    first: the machine's speed drifts over seconds (a shared host), for both alike, so each
+    chunk's times are compared with the other tool's taken moments apart. Each tool's time
+    is the sum over chunks of its fastest repeat; a first, untimed chunk warms both up."""
+    size = -(-articles // chunks)
+    spans = [(start, min(start + size, articles)) for start in range(0, articles, size)]
+    for worker in workers:
+        worker.time(*spans[0])
+    times = {w.tool: [[(0.0, 0.0)] * len(spans) for _ in range(repeats)] for w in workers}
+    for repeat in range(repeats):
+        for k, span in enumerate(spans):
+            order = workers if (k + repeat) % 2 == 0 else workers[::-1]
+            for worker in order:
+                times[worker.tool][repeat][k] = worker.time(*span)
+        line = ", ".join(
+            f"{tool} {articles / sum(w for w, _ in chunk_times[repeat]):,.1f}"
+            for tool, chunk_times in times.items()
+        )
+        print(f"repeat {repeat + 1}: {line} articles/s", flush=True)
+    runs = []
+    for worker in workers:
+        per_repeat = times[worker.tool]
+        fastest = [min(per_repeat[r][k] for r in range(repeats)) for k in range(len(spans))]
+        texts, errors = worker.finish()
+        runs.append(
+            Parse(
+                worker.tool,
+                sum(wall for wall, _ in fastest),
+                sum(cpu for _, cpu in fastest),
+                texts,
+                errors,
+                [sum(wall for wall, _ in chunk_times) for chunk_times in per_repeat],
+            )
+        )
+    return runs
 
 
 def peer_python(given: str | None) -> Path:
@@ -528,8 +584,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--repeats", type=int, default=3,
-        help="alternating timed runs of each tool; the median of each is compared",
+        help="timed passes of each tool over the corpus, interleaved chunk by chunk",
     )  # fmt: skip
+    parser.add_argument(
+        "--chunks", type=int, default=20, help="chunks per pass (each tool alternates)"
+    )
     parser.add_argument(
         "--unit-size", default="8MiB",
         help="the memory run's --unit-size, the same for both sizes: a build gives a small "
@@ -560,18 +619,11 @@ def main() -> None:
         if args.wait_for:
             wait_for_quiet(args.wait_for, 20 * 60)
 
-        # Alternating runs, the median of each side: on a shared machine one pair of runs
-        # moves by up to ~20 % (either side), the medians of a few much less.
-        runs: dict[str, list[Parse]] = {"pmc-data": [], "pubmed_parser": []}
-        for repeat in range(args.repeats):
-            runs["pmc-data"].append(parse_run("pmc-data", Path(sys.executable), OURS, corpus, tmp))
-            runs["pubmed_parser"].append(parse_run("pubmed_parser", python, PEER, corpus, tmp))
-            print(
-                f"run {repeat + 1}: pmc-data {runs['pmc-data'][-1].rate:,.1f}, pubmed_parser "
-                f"{runs['pubmed_parser'][-1].rate:,.1f} articles/s",
-                flush=True,
-            )
-        ours, peer = (median_run(runs[tool]) for tool in ("pmc-data", "pubmed_parser"))
+        workers = [
+            Worker("pmc-data", Path(sys.executable), OURS, corpus, tmp),
+            Worker("pubmed_parser", python, PEER, corpus, tmp),
+        ]
+        ours, peer = timed_runs(workers, len(corpus.paths), args.repeats, args.chunks)
         scores = recall(corpus, ours, peer)
 
         print(
@@ -593,9 +645,14 @@ def main() -> None:
             if run.errors:
                 print(f"{run.tool}: {len(run.errors)} files failed, e.g. {run.errors[0]}")
         ratio = ours.rate / peer.rate
+        repeat_ratios = ", ".join(
+            f"{b / a:.2f}" for a, b in zip(ours.repeats, peer.repeats, strict=True)
+        )
         print(
-            f"\nratio: pmc-data {ratio:.2f}x pubmed_parser's articles/s (target at least 3x); "
-            f"per CPU second {peer.cpu_seconds / ours.cpu_seconds:.2f}x"
+            f"\nratio: pmc-data {ratio:.2f}x pubmed_parser's articles/s (target at least 3x): "
+            f"each chunk's fastest of {args.repeats} repeats, interleaved chunk by chunk; "
+            f"whole repeats: {repeat_ratios}; per CPU second "
+            f"{peer.cpu_seconds / ours.cpu_seconds:.2f}x"
         )
         print(
             "recall, pmc-data row: share of pubmed_parser's body-paragraph words "
