@@ -91,8 +91,14 @@ _FIGURE_START = (
 )
 # One pattern per opening bracket: one that starts with a literal is found several times
 # faster than a class. The separators a removed inner mention left may come first: "[, Table 2]".
+# The first lookahead is a cheap test of the first letter (most brackets open with a number,
+# a name or "n ="), so that the long case-insensitive one runs for few of them; "\u017f" is
+# the long s, which case-insensitive matching takes for an "s".
 _FIGURE_MENTIONS = tuple(
-    re.compile(rf"\{opening}(?=[\s,;]*(?i:{_FIGURE_START}))([^()\[\]]{{1,200}})[)\]]")
+    re.compile(
+        rf"\{opening}(?=[\s,;]*[sScCaAeEfFtTmMvVpP\u017f])(?=[\s,;]*(?i:{_FIGURE_START}))"
+        r"([^()\[\]]{1,200})[)\]]"
+    )
     for opening in "(["
 )
 # ...is removed only if every word in it is part of such references: "(Figure 2-figure
@@ -103,13 +109,12 @@ _REFERENCE_WORDS = frozenset(
     "inset insets upper lower as shown in compare".split()
 )
 _TOKEN = re.compile(r"[A-Za-z]+|\d+[A-Za-z]?")
+_PANEL = re.compile(r"\d+[A-Za-z]?|[A-Za-z]")  # "2", "2B", "B"
 
 
 def _drop_figure_mention(match: re.Match) -> str:
     for token in _TOKEN.findall(match.group(1)):
-        if token.lower() not in _REFERENCE_WORDS and not re.fullmatch(
-            r"\d+[A-Za-z]?|[A-Za-z]", token
-        ):
+        if token.lower() not in _REFERENCE_WORDS and not _PANEL.fullmatch(token):
             return match.group(0)
     return ""
 
