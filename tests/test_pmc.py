@@ -344,8 +344,9 @@ def test_clean_paper_text_keeps_real_content():
 def test_substitutions_on_candidates_equal_the_whole_text_ones():
     """The e-mail and spacing patterns run only on lines that hold one of their needles, the
     URL and DOI patterns only at the starts :func:`_starts` finds, blanks before punctuation are
-    found from the punctuation: on random texts made of the patterns' building blocks, each
-    result equals the plain ``sub``."""
+    found from the punctuation, "DOI:" lines from the labels' colons, figure mentions behind
+    a first-letter test: on random texts made of the patterns' building blocks, each result
+    equals the plain ``sub``."""
     import random
 
     from pmc_data import tidy as t
@@ -355,7 +356,15 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
     pieces = ["a", "Zz", "w", "WWW.", "Www.", "www.", "http://", "HTTPS://", "Ftp://", "://",
               "x.org/", "İ", "@", "me@", "b.c", "-", "+", "_", ".", ",", ";", ":", " ", "  ", "\t",
               "\n", "\n\n", "(", ")", "[", "]", "1", "é", "\xa0", "doi", "DOI: ", "10.", "1234",
-              "/", "<", ":"]  # fmt: skip
+              "/", "<", ":", "DOI:", "doi:", "Doi:", "\u2003", "Fig. 1", "(see ", "Table 2",
+              "(\u017fee ", "FIGURE 3", "(e.g., ", "Extended Data Fig. 2", "Movie 1", "[panel B",
+              "n = 3", "cf. ", "also ", "Suppl. File S1", "video 2", "(cf. ", "(Compare ",
+              "(as shown in ", "(Panel ", "(Movie ", "(Video ", "(table ", "(file ",
+              "(Extended Data ", "(supplementary ", "(Additional ", "[Also "]  # fmt: skip
+    # the figure-mention patterns less their first-letter lookahead (what they were)
+    unfiltered = [
+        re.compile(rf"\{o}(?=[\s,;]*(?i:{p._FIGURE_START}))([^()\[\]]{{1,200}})[)\]]") for o in "(["
+    ]
     rng = random.Random(7)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
@@ -370,6 +379,13 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
             assert result == pattern.sub(repl, text), (pattern.pattern, text)
         expected = t._SPACE_BEFORE_PUNCT.sub(r"\1\2", text)
         assert t._drop_blanks_before_punctuation(text) == expected, text
+        # "DOI:" lines, tried only at the line starts before a label's colon
+        starts = p._doi_line_starts(text)
+        assert t.sub_at(p._DOI_LINE, "", text, starts) == p._DOI_LINE.sub("", text), text
+        for fast, plain in zip(p._FIGURE_MENTIONS, unfiltered, strict=True):
+            assert fast.sub(p._drop_figure_mention, text) == plain.sub(
+                p._drop_figure_mention, text
+            ), text
     # A callable replacement, and starts that fall inside an earlier match.
     numbers = re.compile(r"\d+")
     assert t.sub_at(numbers, lambda m: f"<{m[0]}>", "a 12 b 345", [2, 3, 7, 8]) == "a <12> b <345>"
@@ -418,6 +434,24 @@ def test_tidy_never_joins_lines_and_tidies_lines_in_one_pass():
         assert t.tidy("x\n" + "\n".join(lines) + "\nx").count("\n") == len(lines) + 1
     with pytest.raises(ValueError, match="line break"):
         t.tidy_lines(["a\nb"])
+
+
+def test_collapse_whitespace_equals_split_and_join():
+    """The JATS reader collapses its whole stream at once with ``collapse_whitespace``: the
+    same as ``" ".join(text.split())`` for every whitespace character, in ASCII and other
+    texts, at the ends and in runs."""
+    import random
+    import sys
+
+    from pmc_data import tidy as t
+
+    blanks = t._ASCII_WHITESPACE + t._OTHER_WHITESPACE + " "
+    assert sorted(blanks) == sorted(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    rng = random.Random(5)
+    alphabet = ["a", "b", ".", "\u2013", "\U0010fffd", " ", "  ", *blanks]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
+        assert t.collapse_whitespace(text) == " ".join(text.split()), repr(text)
 
 
 # --- the reader on archives and hostile input ------------------------------------------

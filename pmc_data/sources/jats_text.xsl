@@ -24,7 +24,7 @@
   the reader keeps them when its option `citations` is on.
 -->
 <!DOCTYPE xsl:stylesheet [
-  <!ENTITY may-nest "*[*] | fig | table-wrap | fig-group | table-wrap-group | boxed-text">
+  <!ENTITY may-nest "*[*]">
   <!ENTITY omitted "supplementary-material | fn | fn-group | ref-list | ack | glossary">
   <!ENTITY is-omitted "self::supplementary-material or self::fn or self::fn-group
     or self::ref-list or self::ack or self::glossary">
@@ -185,7 +185,9 @@
   </xsl:template>
 
   <!-- nested: the blocks JATS allows inside a paragraph (outermost only) follow it as
-       blocks of their own; a box there starts its own section path. -->
+       blocks of their own; a box there starts its own section path. Only elements with
+       element children are visited (&may-nest;): the others hold no block, and a block
+       without them (no caption, no rows, no paragraphs) has nothing to show. -->
   <xsl:template match="*" mode="nested">
     <xsl:apply-templates select="&may-nest;" mode="nested"/>
   </xsl:template>
