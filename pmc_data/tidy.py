@@ -29,8 +29,10 @@ _EMPTY_BRACKETS = tuple(
     re.compile(rf"\{opening}(?:[^\S\n]|[,;\u2013\u2014-]|(?i:{_FILLER}))*[)\]]") for opening in "(["
 )
 # A run of separators keeps its last: ", , ." -> "." (so tidying twice changes nothing),
-# and goes before a closing bracket: "(2011; )" -> "(2011)".
-_DOUBLE_PUNCT = tuple(re.compile(rf"{first}(?:[^\S\n]|[,;])*([.;,)\]])") for first in ",;")
+# and goes before a closing bracket: "(2011; )" -> "(2011)". The mark kept is a lookahead,
+# so the replacement is the literal "" (a group in it costs a Python call per match); no
+# match can start at the mark kept, so the result is that of replacing with the group.
+_DOUBLE_PUNCT = tuple(re.compile(rf"{first}(?:[^\S\n]|[,;])*(?=[.;,)\]])") for first in ",;")
 # Separators and blanks a removal left after an opening bracket: "(; Figure 1)".
 _AFTER_OPENING = tuple(re.compile(rf"\{opening}(?:[^\S\n]|[,;])+") for opening in "([")
 # No blank before punctuation that ends a clause, or before a closing bracket: "(1.1 Å )".
@@ -43,6 +45,9 @@ _SPACES = re.compile(r"[ \t]{2,}")
 # "by Amir et al. [4]." -> "by Amir et al.." -> "by Amir et al." (an ellipsis stays). Not
 # after the _FILLERS: "(e.g..)" made "(e.g.)" would need the empty-bracket pass again.
 _ABBREVIATION_DOT = re.compile(r"\b(et al|etc)\.\.(?!\.)")
+# What _ABBREVIATION_DOT needs: found by the regex engine (a two-character str.find is
+# slower than its literal-prefix search).
+_TWO_DOTS = re.compile(r"\.\.")
 #: How an empty pair can end on the left of a removed one, and start on its right.
 _MAY_OPEN = "([,;\u2013\u2014-" + "".join(
     {c for word in _FILLERS for c in word[-1] + word[-1].upper()}
@@ -58,7 +63,11 @@ BLANKS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2
 #: space, ASCII first (a test checks the list is complete).
 _ASCII_WHITESPACE = "\n\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
 _OTHER_WHITESPACE = "\xa0\u2009\u2002\u2003\u202f\u200a\u2000\u2001\u2004\u2005\u2006\u2007\u2008\x85\u1680\u2028\u2029\u205f\u3000"  # noqa: E501
-_SPACE_RUN = re.compile("  +")  # two literal spaces first: found fast, tried only there
+# Two literal spaces, then any more: the engine searches for the two-character prefix and
+# tries a match only there (a pattern that starts " +" is tried at every space).
+_SPACE_RUN = re.compile("   *")
+_SPACE_RUN_BYTES = re.compile(b"   *")
+_ASCII_WHITESPACE_BYTES = tuple(blank.encode() for blank in _ASCII_WHITESPACE)
 
 
 def collapse_whitespace(text: str) -> str:
@@ -75,6 +84,24 @@ def collapse_whitespace(text: str) -> str:
             text = text.replace(blank, " ")
     if "  " in text:
         text = _SPACE_RUN.sub(" ", text)
+    return text.strip(" ")
+
+
+def collapse_utf8_whitespace(data: bytes) -> str:
+    r"""``collapse_whitespace(data.decode())``, its ASCII whitespace collapsed in the UTF-8
+    bytes: no byte of a multi-byte character is ASCII, and a bytes search is a ``memchr``,
+    several times faster than its ``str`` counterpart on a text with wide characters. What
+    other whitespace the text holds (rare) is collapsed after decoding.
+
+    >>> collapse_utf8_whitespace("  a\n\t b  c  ".encode())
+    'a b c'
+    """
+    for blank in _ASCII_WHITESPACE_BYTES:
+        if blank in data:
+            data = data.replace(blank, b" ")
+    text = _SPACE_RUN_BYTES.sub(b" ", data).decode()
+    if not text.isascii() and any(blank in text for blank in _OTHER_WHITESPACE):
+        return collapse_whitespace(text)  # runs of ASCII spaces are already one: the same
     return text.strip(" ")
 
 
@@ -162,16 +189,21 @@ def tidy(text: str) -> str:
     return _tidy(text).strip()
 
 
-def tidy_lines(lines: list[str]) -> list[str]:
+def tidy_lines(lines: list[str], single_spaced: bool = False) -> list[str]:
     """``[tidy(line) for line in lines]`` for lines that hold no line break, in one pass over
     them joined: a paragraph at a time, a regex call's overhead outweighs its scan.
+
+    ``single_spaced``: the caller knows every blank in the lines is a single space (text
+    through :func:`collapse_whitespace`); no rule makes a run of them from that, so the pass
+    for runs is skipped.
 
     >>> tidy_lines(["A ( ; ) b .", "", " c ,, d"])
     ['A b.', '', 'c, d']
     """
     if not lines:
         return []
-    tidied = [line.strip() for line in _tidy("\n".join(lines)).split("\n")]
+    text = _tidy("\n".join(lines), single_spaced)
+    tidied = [line.strip() for line in text.split("\n")]
     if len(tidied) != len(lines):
         raise ValueError("tidy_lines: a line holds a line break")
     return tidied
@@ -195,27 +227,43 @@ def _drop_empty_brackets(text: str) -> str:
             right = pieces[i]
             if end[-1:] == "." and end != ".." and right[:1] == "." and right[:2] != "..":
                 right = pieces[i] = right[1:]
-            end = (end + right)[-2:]
+            # (no copy of a long piece to find its last two characters)
+            end = right[-2:] if len(right) >= 2 else (end + right)[-2:]
         text = "".join(pieces)
         if not any(
-            left[-1:] in _MAY_OPEN and right.lstrip(BLANKS)[:1] in _MAY_CLOSE  # "" is in any
+            left[-1:] in _MAY_OPEN and _first_non_blank(right) in _MAY_CLOSE  # "" is in any
             for left, right in itertools.pairwise(pieces)
         ):
             return text
 
 
-def _tidy(text: str) -> str:
+def _first_non_blank(text: str) -> str:
+    """``text.lstrip(BLANKS)[:1]``, without copying ``text`` when it starts with a blank."""
+    first = text[:1]
+    if first and first in BLANKS:
+        at = 1
+        while at < len(text) and text[at] in BLANKS:
+            at += 1
+        first = text[at : at + 1]
+    return first
+
+
+def _tidy(text: str, single_spaced: bool = False) -> str:
     if not any(needle in text for needle in _NEEDLES):
         return text
     text = _drop_empty_brackets(text)
     for pattern in _DOUBLE_PUNCT:
-        text = pattern.sub(r"\1", text)
+        text = pattern.sub("", text)
     for pattern, opening in zip(_AFTER_OPENING, "([", strict=True):
         text = pattern.sub(opening, text)
     text = _drop_blanks_before_punctuation(text)
-    # This one starts at any blank, which is every sixth character of prose: only the lines
-    # that can hold a match are searched.
-    text = sub_on_lines(_SPACES, " ", text, ("\t", "  "))
+    # Every removal above takes blanks away or keeps a mark beside them, so a run of blanks
+    # is only ever one the text came with. This pass starts at any blank, which is every
+    # sixth character of prose: only the lines that can hold a match are searched.
+    if not single_spaced:
+        text = sub_on_lines(_SPACES, " ", text, ("\t", "  "))
+    if _TWO_DOTS.search(text) is None:
+        return text
     return sub_on_lines(_ABBREVIATION_DOT, r"\1.", text, ("..",))
 
 

@@ -295,6 +295,10 @@ def test_clean_paper_text_joins_words_broken_at_line_ends():
     assert clean.transform("The treat-\nment worked; COVID-\n19 and beta-\nBlockers stay.") == (
         "The treatment worked; COVID-\n19 and beta-\nBlockers stay."
     )
+    # Blanks on either side of the line break, as PDF text has them.
+    assert clean.transform("The treat-\t\n  ment and the fol-  \nlow-up.") == (
+        "The treatment and the follow-up."
+    )
 
 
 def test_clean_paper_text_tidies_what_its_removals_leave():
@@ -452,6 +456,30 @@ def test_collapse_whitespace_equals_split_and_join():
     for _ in range(20000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
         assert t.collapse_whitespace(text) == " ".join(text.split()), repr(text)
+        # the reader's path: the same collapsed in the stream's UTF-8 bytes
+        assert t.collapse_utf8_whitespace(text.encode()) == " ".join(text.split()), repr(text)
+
+
+def test_tidying_single_spaced_lines_skips_only_what_cannot_match():
+    """The reader's paragraphs are single-spaced (collapsed) and it says so: no rule makes a
+    run of blanks from such text, so skipping the pass for runs changes nothing."""
+    import random
+
+    from pmc_data import tidy as t
+
+    pieces = ["a", "and", "see", "Also", "e.g.", "cf.", "et al", "etc", "(", ")", "[", "]",
+              ",", ";", ".", "..", ":", "-", "\u2013", " ", "x", "1"]  # fmt: skip
+    rng = random.Random(17)
+    for _ in range(5000):
+        lines = [
+            " ".join(
+                "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))).split()
+            )
+            for _ in range(rng.randint(1, 6))
+        ]
+        tidied = t.tidy_lines(lines, single_spaced=True)
+        assert tidied == t.tidy_lines(lines), lines
+        assert not any("  " in line for line in tidied), lines
 
 
 # --- the reader on archives and hostile input ------------------------------------------

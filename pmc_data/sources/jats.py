@@ -36,7 +36,7 @@ from lxml import etree
 
 from pmc_data.licenses import UNKNOWN, to_spdx
 from pmc_data.sources.mathml import mathml_text
-from pmc_data.tidy import collapse_whitespace, tidy, tidy_lines
+from pmc_data.tidy import collapse_utf8_whitespace, tidy, tidy_lines
 
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
@@ -340,17 +340,19 @@ def _front(head: list[str], article: Article) -> None:
             return
 
 
-def _read(stream: str, marker: str, article: Article) -> None:
-    """The blocks, title and section paths of ``article`` from the stylesheet's stream.
+def _read(stream: bytes, marker: str, article: Article) -> None:
+    """The blocks, title and section paths of ``article`` from the stylesheet's stream (its
+    UTF-8 bytes).
 
     Sections whose type or title is dropped are dropped here, with all they hold; paragraphs
     and list items are whitespace-normalised and tidied all at once, as the lines of one
     text (:func:`tidy_lines`), headings and caption parts one at a time."""
-    # Whitespace collapsed once for the whole stream: the marker is no whitespace, so each
-    # part's text is then whitespace-normalised but for a space at either end.
-    head, _, stream = stream.partition(f"{marker}#")
-    _front(head.split(marker)[1:], article)
-    parts = collapse_whitespace(stream).split(marker)
+    # Whitespace collapsed once for the whole stream, mostly in its bytes: the marker is no
+    # whitespace, so each part's text is then whitespace-normalised but for a space at
+    # either end.
+    head, _, stream = stream.partition(f"{marker}#".encode())
+    _front(head.decode().split(marker)[1:], article)
+    parts = collapse_utf8_whitespace(stream).split(marker)
     blocks, sections = article.blocks, article.sections
     prose: list[tuple[int, str]] = []  # (index in blocks, prefix) of what is tidied last
     # The open sections, abstracts and boxes: (title, dropped, starts a section path).
@@ -411,7 +413,7 @@ def _read(stream: str, marker: str, article: Article) -> None:
                 blocks.append(f"{part[1:].strip(' ')}: " + " ".join(cells))
             else:
                 blocks.append(tidy("Table row: " + " | ".join(cells)))
-    tidied = tidy_lines([blocks[index].strip(" ") for index, _ in prose])
+    tidied = tidy_lines([blocks[index].strip(" ") for index, _ in prose], single_spaced=True)
     for (index, prefix), value in zip(prose, tidied, strict=True):
         blocks[index] = prefix + value
     article.blocks = [block for block in blocks if block]
@@ -499,7 +501,8 @@ def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
     if options.formulas == "text":
         _formulas_as_text(root, options.citations)
     marker = _marker(data, root)
-    stream = str(_stylesheet(options)(root, m=etree.XSLT.strparam(marker)))
+    # The stream's bytes: its output encoding is UTF-8 (the stylesheet's xsl:output)
+    stream = bytes(_stylesheet(options)(root, m=etree.XSLT.strparam(marker)))
     _read(stream, marker, article)
     article.retracted = article.article_type == "retraction"
     return article
