@@ -472,9 +472,7 @@ def test_tidying_single_spaced_lines_skips_only_what_cannot_match():
     rng = random.Random(17)
     for _ in range(5000):
         lines = [
-            " ".join(
-                "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))).split()
-            )
+            " ".join("".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))).split())
             for _ in range(rng.randint(1, 6))
         ]
         tidied = t.tidy_lines(lines, single_spaced=True)
