@@ -214,9 +214,10 @@ def _drop_empty_brackets(text: str) -> str:
     a new pair around it: "(n = 3 [ ])" -> "(n = 3)", but "( [ ] )" -> "( )" -> ""."""
     while True:
         holes = 0
-        for pattern in _EMPTY_BRACKETS:
-            text, found = pattern.subn("\x00", text)
-            holes += found
+        for opening, pattern in zip("([", _EMPTY_BRACKETS, strict=True):
+            if opening in text:  # a one-character search is a memchr; the pass is not
+                text, found = pattern.subn("\x00", text)
+                holes += found
         if not holes:
             return text
         pieces = text.split("\x00")
@@ -252,10 +253,13 @@ def _tidy(text: str, single_spaced: bool = False) -> str:
     if not any(needle in text for needle in _NEEDLES):
         return text
     text = _drop_empty_brackets(text)
-    for pattern in _DOUBLE_PUNCT:
-        text = pattern.sub("", text)
+    # Each pattern starts with its character: a text without it is passed over.
+    for pattern, first in zip(_DOUBLE_PUNCT, ",;", strict=True):
+        if first in text:
+            text = pattern.sub("", text)
     for pattern, opening in zip(_AFTER_OPENING, "([", strict=True):
-        text = pattern.sub(opening, text)
+        if opening in text:
+            text = pattern.sub(opening, text)
     text = _drop_blanks_before_punctuation(text)
     # Every removal above takes blanks away or keeps a mark beside them, so a run of blanks
     # is only ever one the text came with. This pass starts at any blank, which is every
