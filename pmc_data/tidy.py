@@ -35,6 +35,10 @@ _EMPTY_BRACKETS = tuple(
 _DOUBLE_PUNCT = tuple(re.compile(rf"{first}(?:[^\S\n]|[,;])*(?=[.;,)\]])") for first in ",;")
 # Separators and blanks a removal left after an opening bracket: "(; Figure 1)".
 _AFTER_OPENING = tuple(re.compile(rf"\{opening}(?:[^\S\n]|[,;])+") for opening in "([")
+# The same for single-spaced text, whose only blank is the space: one class instead of a
+# class and a category, a sixth faster on the commas of prose.
+_DOUBLE_PUNCT_SINGLE = tuple(re.compile(rf"{first}[ ,;]*(?=[.;,)\]])") for first in ",;")
+_AFTER_OPENING_SINGLE = tuple(re.compile(rf"\{opening}[ ,;]+") for opening in "([")
 # No blank before punctuation that ends a clause, or before a closing bracket: "(1.1 Å )".
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?:([.,;:])(?=\s|$)|([)\]]))")
 # What _drop_blanks_before_punctuation looks for: the last blank of the run, then the mark
@@ -100,9 +104,33 @@ def collapse_utf8_whitespace(data: bytes) -> str:
         if blank in data:
             data = data.replace(blank, b" ")
     text = _SPACE_RUN_BYTES.sub(b" ", data).decode()
-    if not text.isascii() and any(blank in text for blank in _OTHER_WHITESPACE):
+    if _holds_other_whitespace(data):
         return collapse_whitespace(text)  # runs of ASCII spaces are already one: the same
     return text.strip(" ")
+
+
+def _other_whitespace_utf8() -> tuple[tuple[bytes, re.Pattern], ...]:
+    """The other whitespace as UTF-8, one pattern per first byte (``\xc2``, ``\xe1``,
+    ``\xe2``, ``\xe3``), each behind that byte."""
+    rests: dict[bytes, list[bytes]] = {}
+    for blank in _OTHER_WHITESPACE:
+        encoded = blank.encode()
+        rests.setdefault(encoded[:1], []).append(encoded[1:])
+    return tuple(
+        (first, re.compile(re.escape(first) + b"(?:" + b"|".join(map(re.escape, rest)) + b")"))
+        for first, rest in sorted(rests.items())
+    )
+
+
+_OTHER_WHITESPACE_UTF8 = _other_whitespace_utf8()
+
+
+def _holds_other_whitespace(data: bytes) -> bool:
+    """Whether UTF-8 ``data`` holds whitespace other than ASCII's: each first byte is found
+    with a ``memchr``, its pattern by the regex engine's search for that byte. Twice as fast
+    as a search of the decoded text for each character (a text with the reader's marker in it
+    has four bytes a character)."""
+    return any(first in data and pattern.search(data) for first, pattern in _OTHER_WHITESPACE_UTF8)
 
 
 def sub_on_lines(
@@ -254,10 +282,15 @@ def _tidy(text: str, single_spaced: bool = False) -> str:
         return text
     text = _drop_empty_brackets(text)
     # Each pattern starts with its character: a text without it is passed over.
-    for pattern, first in zip(_DOUBLE_PUNCT, ",;", strict=True):
+    double, after = (
+        (_DOUBLE_PUNCT_SINGLE, _AFTER_OPENING_SINGLE)
+        if single_spaced
+        else (_DOUBLE_PUNCT, _AFTER_OPENING)
+    )
+    for pattern, first in zip(double, ",;", strict=True):
         if first in text:
             text = pattern.sub("", text)
-    for pattern, opening in zip(_AFTER_OPENING, "([", strict=True):
+    for pattern, opening in zip(after, "([", strict=True):
         if opening in text:
             text = pattern.sub(opening, text)
     text = _drop_blanks_before_punctuation(text)
