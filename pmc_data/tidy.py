@@ -178,6 +178,13 @@ def sub_at(pattern: re.Pattern, repl: str | Callable, text: str, starts: Iterabl
     >>> sub_at(re.compile(r"[a-z]+://\S+"), "", "see http://a.b or ftp://c", [0, 4, 18])
     'see  or '
     """
+    return subn_at(pattern, repl, text, starts)[0]
+
+
+def subn_at(
+    pattern: re.Pattern, repl: str | Callable, text: str, starts: Iterable[int]
+) -> tuple[str, int]:
+    """:func:`sub_at` and the number of matches replaced, as ``pattern.subn``."""
     pieces, done = [], 0
     for start in sorted(set(starts)):
         if start < done:
@@ -189,9 +196,33 @@ def sub_at(pattern: re.Pattern, repl: str | Callable, text: str, starts: Iterabl
         pieces += [text[done:start], replacement]
         done = match.end()
     if not pieces:
-        return text
+        return text, 0
+    count = len(pieces) // 2
     pieces.append(text[done:])
-    return "".join(pieces)
+    return "".join(pieces), count
+
+
+#: Past this many candidates the regex engine's own scan is the faster (see subn_from).
+_FEW = 16
+
+
+def subn_from(pattern: re.Pattern, repl: str | Callable, text: str, first: str) -> tuple[str, int]:
+    r"""``pattern.subn(repl, text)`` for a pattern whose every match starts with the
+    character ``first``, usually rare in the text ("["): the candidates are found with
+    ``str.find``, a ``memchr`` where the engine's scan for a literal reads every character;
+    when they are many, the engine's own ``subn`` runs instead.
+
+    >>> subn_from(re.compile(r"\[\d+\]"), "", "a [1] b [x] c [23]", "[")
+    ('a  b [x] c ', 2)
+    """
+    starts = []
+    at = text.find(first)
+    while at != -1:
+        if len(starts) == _FEW:
+            return pattern.subn(repl, text)
+        starts.append(at)
+        at = text.find(first, at + 1)
+    return subn_at(pattern, repl, text, starts) if starts else (text, 0)
 
 
 def _drop_blanks_before_punctuation(text: str) -> str:
@@ -242,10 +273,12 @@ def _drop_empty_brackets(text: str) -> str:
     a new pair around it: "(n = 3 [ ])" -> "(n = 3)", but "( [ ] )" -> "( )" -> ""."""
     while True:
         holes = 0
-        for opening, pattern in zip("([", _EMPTY_BRACKETS, strict=True):
-            if opening in text:  # a one-character search is a memchr; the pass is not
-                text, found = pattern.subn("\x00", text)
-                holes += found
+        in_parentheses, in_brackets = _EMPTY_BRACKETS
+        if "(" in text:  # a one-character search is a memchr; the pass is not
+            text, found = in_parentheses.subn("\x00", text)
+            holes += found
+        text, found = subn_from(in_brackets, "\x00", text, "[")  # "[" is rare in prose
+        holes += found
         if not holes:
             return text
         pieces = text.split("\x00")
@@ -290,9 +323,9 @@ def _tidy(text: str, single_spaced: bool = False) -> str:
     for pattern, first in zip(double, ",;", strict=True):
         if first in text:
             text = pattern.sub("", text)
-    for pattern, opening in zip(after, "([", strict=True):
-        if opening in text:
-            text = pattern.sub(opening, text)
+    if "(" in text:
+        text = after[0].sub("(", text)
+    text = subn_from(after[1], "[", text, "[")[0]
     text = _drop_blanks_before_punctuation(text)
     # Every removal above takes blanks away or keeps a mark beside them, so a run of blanks
     # is only ever one the text came with. This pass starts at any blank, which is every

@@ -349,8 +349,8 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
     """The e-mail and spacing patterns run only on lines that hold one of their needles, the
     URL and DOI patterns only at the starts :func:`_starts` finds, blanks before punctuation are
     found from the punctuation, "DOI:" lines from the labels' colons, figure mentions behind
-    a first-letter test: on random texts made of the patterns' building blocks, each result
-    equals the plain ``sub``."""
+    a first-letter test, patterns that start with "[" at the "[" found: on random texts made
+    of the patterns' building blocks, each result equals the plain ``sub``."""
     import random
 
     from pmc_data import tidy as t
@@ -390,6 +390,16 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
             assert fast.sub(p._drop_figure_mention, text) == plain.sub(
                 p._drop_figure_mention, text
             ), text
+        # patterns that start with "[" tried only at the "[" str.find finds (or, past a few
+        # of them, by the engine as usual), with their counts
+        many = text + "[1] [" * rng.choice([0, 20])  # past _FEW candidates too
+        for pattern, repl in (
+            (p._NUMERIC_CITATION, ""),
+            (p._FIGURE_MENTIONS[1], p._drop_figure_mention),
+            (t._EMPTY_BRACKETS[1], "\x00"),
+            (t._AFTER_OPENING_SINGLE[1], "["),
+        ):
+            assert t.subn_from(pattern, repl, many, "[") == pattern.subn(repl, many), many
     # A callable replacement, and starts that fall inside an earlier match.
     numbers = re.compile(r"\d+")
     assert t.sub_at(numbers, lambda m: f"<{m[0]}>", "a 12 b 345", [2, 3, 7, 8]) == "a <12> b <345>"

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pmc_data.licenses import POLICIES, allowed
 from pmc_data.registry import Filter, StepArgs, TextTransform, register_step
-from pmc_data.tidy import sub_at, sub_on_lines, tidy, tidy_lines
+from pmc_data.tidy import sub_at, sub_on_lines, subn_from, tidy, tidy_lines
 
 # The scheme in any case; "www." in the three cases people write it (a fixed set, so that
 # the candidates are found with literal searches: see _URL_STARTS).
@@ -126,10 +126,9 @@ def _drop_figure_mentions(text: str) -> str:
     in_parentheses, in_brackets = _FIGURE_MENTIONS
     if "(" in text:  # (a one-character search is a memchr, a pass of the pattern is not)
         text = in_parentheses.sub(_drop_figure_mention, text)
-    if "[" in text:
-        text, found = in_brackets.subn(_drop_figure_mention, text)
-        if found:
-            text = in_parentheses.sub(_drop_figure_mention, text)
+    text, found = subn_from(in_brackets, _drop_figure_mention, text, "[")
+    if found:
+        text = in_parentheses.sub(_drop_figure_mention, text)
     return text
 
 
@@ -220,8 +219,8 @@ class CleanPaperText(TextTransform):
         # lines it runs on: only lines that can hold one are searched.
         if args.emails and "@" in text:
             text = sub_on_lines(_EMAIL, "", text, ("@",))
-        if args.citation_markers and "[" in text:
-            text = _NUMERIC_CITATION.sub("", text)
+        if args.citation_markers:
+            text = subn_from(_NUMERIC_CITATION, "", text, "[")[0]
         if args.citation_markers and "(" in text:
             text = _AUTHOR_YEAR.sub("", text)
         if args.figure_mentions:
