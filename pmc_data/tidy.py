@@ -192,7 +192,10 @@ def subn_at(
         match = pattern.match(text, start)
         if match is None:
             continue
-        replacement = repl(match) if callable(repl) else match.expand(repl)
+        if callable(repl):
+            replacement = repl(match)
+        else:  # (a template without a backslash is itself: no parse per match)
+            replacement = match.expand(repl) if "\\" in repl else repl
         pieces += [text[done:start], replacement]
         done = match.end()
     if not pieces:

@@ -253,15 +253,43 @@ def test_both_file_list_layouts(tmp_path):
         read_file_list(tmp_path / "other.csv")
 
 
-def test_figure_mentions_go_but_parentheticals_with_content_stay():
+def test_figure_mentions_go_and_the_rest_of_their_parentheticals_stays():
     clean = CleanPaperText()
     assert clean.transform("shown (Figure 2\u2014figure supplement 1) and (Figs. 1 and 3B).") == (
         "shown and."
     )
-    kept = "to an alanine (Figure 2, note Ala103 was mutated to a serine)."
-    assert clean.transform(kept) == kept
-    kept = "the loop (Figure 7E, RMSD 0.9 A excluding residues in the loop)."
-    assert clean.transform(kept) == kept
+    # the publishers' other forms: Nature's, BMC's, eLife's, appendices'
+    for mention in (
+        "Extended Data Fig. 2",
+        "Additional file 1",
+        "Figure 6\u2014figure supplements 1\u20136",
+        "Appendix 2 Figure 1",
+        "Supplementary Table S1",
+        "Fig. 2A, B",
+    ):
+        assert clean.transform(f"as shown ({mention}).") == "as shown.", mention
+    # A mention that is an item of a parenthetical goes with its separator; the rest stays.
+    for text, expected in (
+        (
+            "to an alanine (Figure 2, note Ala103 was mutated to a serine).",
+            "to an alanine (note Ala103 was mutated to a serine).",
+        ),
+        ("the loop (Figure 7E, RMSD 0.9 A excluding it).", "the loop (RMSD 0.9 A excluding it)."),
+        ("enzyme (AncMDH2-INS, Figure 6). In", "enzyme (AncMDH2-INS). In"),
+        ("spectra (NMR, 600 MHz, Table 3) show", "spectra (NMR, 600 MHz) show"),
+        ("the plate (Fraction F; Fig. S2) that", "the plate (Fraction F) that"),
+        ("cells (19.2 \u00b1 4.6%; Figure 4).", "cells (19.2 \u00b1 4.6%)."),
+        ("x (1,000 cells, Figure 2, p < 0.05) y", "x (1,000 cells, p < 0.05) y"),
+        # the panels that continue a mention go with it; an item after a semicolon stays
+        ("(Figure 1, 2, residue numbering) z", "(residue numbering) z"),
+        ("(A, Figure 2; B) c", "(A; B) c"),
+        # brackets too, and a first item that is not a mention keeps its words
+        ("[12, Table 3] and (n = 3, Figure 2)", "[12] and (n = 3)"),
+    ):
+        assert clean.transform(text) == expected, text
+    # Kept: a mention that is part of a phrase, or on another line than its bracket.
+    for kept in ("(highlighted in cyan in Figure 7C)", "a (x,\nFigure 2) b", "(Figures are new)"):
+        assert clean.transform(kept) == kept
     # A mention inside another goes first, then the outer one if it was a mention too.
     assert clean.transform("as shown [(Fig. 1) Table 2] and [see (Figure 3) below].") == (
         "as shown and [see below]."
@@ -364,10 +392,19 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
               "(\u017fee ", "FIGURE 3", "(e.g., ", "Extended Data Fig. 2", "Movie 1", "[panel B",
               "n = 3", "cf. ", "also ", "Suppl. File S1", "video 2", "(cf. ", "(Compare ",
               "(as shown in ", "(Panel ", "(Movie ", "(Video ", "(table ", "(file ",
-              "(Extended Data ", "(supplementary ", "(Additional ", "[Also "]  # fmt: skip
-    # the figure-mention patterns less their first-letter lookahead (what they were)
+              "(Extended Data ", "(supplementary ", "(Additional ", "[Also ", ", Figure 6",
+              "; Fig. S2", ", see Table 1", ",\u017fee fig 3", ", as we", ", the", "; also",
+              ", Appendix 2 Figure 1", ", 2", ", figures", ", f\u0130g. 4", ", v\u0131deo 1",
+              "; a\u017f shown in Fig 2"]  # fmt: skip
+    # the figure-mention patterns less their letter tests, and items read without their
+    # possessive skip
+    later = rf"(?=[^()\[\]\n]{{0,200}}?[,;](?=(?i:{p._FIGURE_START})))"
     unfiltered = [
-        re.compile(rf"\{o}(?=[\s,;]*(?i:{p._FIGURE_START}))([^()\[\]]{{1,200}})[)\]]") for o in "(["
+        re.compile(
+            rf"\{o}(?:(?=[\s,;]*(?i:{p._FIGURE_START}))(?P<leading>)|{later})"
+            r"(?P<content>[^()\[\]]{1,200})[)\]]"
+        )
+        for o in "(["
     ]
     rng = random.Random(7)
     for _ in range(3000):

@@ -85,38 +85,107 @@ _AUTHOR_YEAR = re.compile(
 # A parenthetical that starts like a figure/table reference (the lookahead spares the
 # callback the other parentheticals)...
 _FIGURE_START = (
-    r"\s*(?:(?:see|cf\.?|also|as shown in|shown in|compare)\s+)*(?:(?:supplementary|suppl\.?|"
-    r"additional|extended\s+data)\s+)?(?:fig(?:ure)?s?|tables?|movies?|videos?|files?|panels?)"
-    r"\.?\s*S?\d"
+    r"\s*(?:(?:see|cf\.?|also|as shown in|shown in|compare)\s+)*(?:appendix\s+\d+\s+)?"
+    r"(?:(?:supplementary|suppl\.?|additional|extended\s+data)\s+)?"
+    r"(?:fig(?:ure)?s?|tables?|movies?|videos?|files?|panels?)\.?\s*S?\d"
 )
 # One pattern per opening bracket: one that starts with a literal is found several times
-# faster than a class. The separators a removed inner mention left may come first: "[, Table 2]".
-# The first lookahead is a cheap test of the first letter (most brackets open with a number,
-# a name or "n ="), so that the long case-insensitive one runs for few of them; "\u017f" is
-# the long s, which case-insensitive matching takes for an "s".
+# faster than a class. A bracket is a candidate when a mention is its first item (the
+# separators a removed inner mention left may come first: "[, Table 2]") or a later one, after
+# a comma or semicolon on the same line: "(AncMDH2-INS, Figure 6)", "(Fraction F; Fig. S2)".
+# Cheap tests of the first letters come before the long case-insensitive lookaheads: most
+# brackets open with a number, a name or "n =", and most commas are followed by a word that
+# cannot start a mention. Case-insensitive matching takes the long s "\u017f" for an "s" and
+# the dotted and dotless "\u0130" and "\u0131" for an "i"; the two letters are those of see,
+# suppl..., shown, cf, compare, also, as, additional, appendix, extended, fig, file, table,
+# movie, video, panel.
+_FIRST_LETTERS = r"[sScCaAeEfFtTmMvVpP\u017f]"
+_I = "iI\u0130\u0131"
+_FIRST_TWO_LETTERS = (
+    r"(?:[sS\u017f][eEuUhH]|[cC][fFoO]|[aA][lLsSdDpP\u017f]|[eE][xX]|"
+    rf"[fF][{_I}]|[tT][aA]|[mM][oO]|[vV][{_I}]|[pP][aA])"
+)
+_FIRST_MENTION = rf"(?=[\s,;]*{_FIRST_LETTERS})(?=[\s,;]*(?i:{_FIGURE_START}))"
+# A later item: the items up to a separator followed by a mention are skipped whole (no
+# backtracking: an item is read once).
+_MENTION_AFTER = rf"(?=\s*{_FIRST_TWO_LETTERS})(?=(?i:{_FIGURE_START}))"
+_ITEM = r"[^()\[\]\n,;]*+"
+_LATER_MENTION = rf"(?=(?:{_ITEM}[,;](?!{_MENTION_AFTER}))*+{_ITEM}[,;]{_MENTION_AFTER})"
 _FIGURE_MENTIONS = tuple(
     re.compile(
-        rf"\{opening}(?=[\s,;]*[sScCaAeEfFtTmMvVpP\u017f])(?=[\s,;]*(?i:{_FIGURE_START}))"
-        r"([^()\[\]]{1,200})[)\]]"
+        rf"\{opening}(?:{_FIRST_MENTION}(?P<leading>)|{_LATER_MENTION})"
+        r"(?P<content>[^()\[\]]{1,200})[)\]]"
     )
     for opening in "(["
 )
-# ...is removed only if every word in it is part of such references: "(Figure 2-figure
-# supplement 1)" goes, "(Figure 7E, RMSD 0.9 A excluding the loop)" stays.
+# ...is removed if every word in it is part of such references: "(Figure 2-figure supplement
+# 1)" goes. Otherwise the items (between commas and semicolons) that are such references go,
+# and the rest stays: "(Figure 7E, RMSD 0.9 A excluding the loop)" -> "(RMSD 0.9 A ...)".
 _REFERENCE_WORDS = frozenset(
-    "fig figs figure figures table tables supplementary suppl supplement source data movie "  # noqa: SIM905
-    "movies video videos file files panel panels and or see also cf left right top bottom "
-    "inset insets upper lower as shown in compare".split()
+    "fig figs figure figures table tables supplementary suppl supplement supplements source "  # noqa: SIM905
+    "data extended additional appendix movie movies video videos file files panel panels and "
+    "or see also cf left right top bottom inset insets upper lower as shown in compare".split()
 )
 _TOKEN = re.compile(r"[A-Za-z]+|\d+[A-Za-z]?")
 _PANEL = re.compile(r"\d+[A-Za-z]?|[A-Za-z]")  # "2", "2B", "B"
+_MENTION_START = re.compile(rf"(?i:{_FIGURE_START})")
+_ITEM_SEPARATOR = re.compile(r"([,;])")
+
+
+def _references_only(text: str) -> bool:
+    """Whether every word of ``text`` is part of figure/table references ("Figs. 1 and 3B")."""
+    for token in _TOKEN.findall(text):
+        if token.lower() not in _REFERENCE_WORDS and not _PANEL.fullmatch(token):
+            return False
+    return True
+
+
+def _without_mention_items(content: str) -> str | None:
+    """A bracket's ``content`` less the items (split at commas and semicolons) that are
+    figure/table references, with the separator before each (after, for the first), and
+    the panels that continue one after a comma ("Figure 1, 2", "Fig. 2A, B"); None when no
+    item is one.
+
+    >>> _without_mention_items("AncMDH2-INS, Figure 6")
+    'AncMDH2-INS'
+    >>> _without_mention_items("Figure 1, 2, residue numbering as in dogfish")
+    'residue numbering as in dogfish'
+    >>> _without_mention_items("A, Figure 2; B")
+    'A; B'
+    """
+    parts = _ITEM_SEPARATOR.split(content)
+    items, separators = parts[0::2], parts[1::2]
+    dropped, after_mention = [], False
+    for index, item in enumerate(items):
+        if "\n" in item:  # (never a line break: lines stay lines)
+            after_mention = False
+        elif _MENTION_START.match(item) and _references_only(item):
+            after_mention = True
+        elif not (
+            after_mention and separators[index - 1] == "," and _PANEL.fullmatch(item.strip())
+        ):
+            after_mention = False
+        dropped.append(after_mention)
+    if not any(dropped):
+        return None
+    kept = ""
+    for index, item in enumerate(items):
+        if not dropped[index]:
+            kept = kept + separators[index - 1] + item if kept else item.lstrip()
+    return kept
 
 
 def _drop_figure_mention(match: re.Match) -> str:
-    for token in _TOKEN.findall(match.group(1)):
-        if token.lower() not in _REFERENCE_WORDS and not _PANEL.fullmatch(token):
-            return match.group(0)
-    return ""
+    """The whole bracket when it starts with a mention and every word in it is part of one;
+    else the bracket less the items that are mentions; else the bracket as it was."""
+    content = match.group("content")
+    if match.group("leading") is not None and _references_only(content):
+        return ""
+    kept = _without_mention_items(content)
+    if kept is None:
+        return match.group(0)
+    whole = match.group(0)
+    return whole[0] + kept + whole[-1]
 
 
 def _drop_figure_mentions(text: str) -> str:
