@@ -360,6 +360,32 @@ def test_clean_paper_text_tidies_what_its_removals_leave():
     )
 
 
+def test_author_year_citations_in_their_usual_forms_go():
+    """Name particles, letters after the year, papers not out yet, pages, "see also", square
+    brackets; of a narrative citation only the year goes. Parentheticals that only look like
+    one stay."""
+    clean = CleanPaperText()
+    for citation in (
+        "(van der Berg et al., 2020)",
+        "(de Souza et al., 2021; d'Angelo, 2019)",
+        "(al-Rashid et al., 2018)",
+        "(Smith et al. 2020a, b)",
+        "(Smith et al., in press)",
+        "(Smith et al., 2020, p. 5)",
+        "(Smith et al., 2020; see also Lee, 2019)",
+        "(M\u00fcller & Jones, 2019; O'Brien, 2018)",
+        "[Eventoff et al., 1977]",
+        "[Bridgham et al., 2006; Carroll et al., 2008, 2011]",
+    ):
+        assert clean.transform(f"Risk fell {citation}.") == "Risk fell.", citation
+    assert clean.transform("as Smith et al. (2020a) showed") == "as Smith et al. showed"
+    kept = (
+        "Kept: (de novo, 2020 cases), (Smith, 2020, a new study), (in 2020), "
+        "(Phase II, 2019 cohort), the year (2020) alone, [Type 2, 2020 data]."
+    )
+    assert clean.transform(kept) == kept
+
+
 def test_clean_paper_text_keeps_real_content():
     clean = CleanPaperText()
     text = (

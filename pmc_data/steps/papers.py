@@ -75,10 +75,24 @@ def _doi_line_starts(text: str) -> list[int]:
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # [1], [1-3, 7], [12–14]: integers only, so "[95% CI 1.2-3.4]" and "[1.2, 3.4]" stay.
 _NUMERIC_CITATION = re.compile(r"\[\s*\d{1,4}(?:\s*[-\u2013,;]\s*\d{1,4})*\s*\]")
-_AUTHOR = r"[A-Z][A-Za-z'\u2019\u00C0-\u017F-]+"
-_AUTHOR_YEAR = re.compile(
-    rf"\((?:(?:see |e\.g\.,? )?{_AUTHOR}(?: et al\.?| and {_AUTHOR}| & {_AUTHOR})?,? "
-    r"(?:19|20)\d{2}[a-z]?(?:,\s*\d{4}[a-z]?)*(?:;\s*)?)+\)"
+# An author-year citation: a surname (capitalised, after the particles names carry: "van der
+# Berg", "de Souza", "d'Angelo", "al-Rashid"), "et al." or a second author, and a year with
+# the letters that tell one author's papers of a year apart ("2020a, b"), or a paper not
+# out yet; more years, and a page, may follow.
+_PARTICLES = (
+    r"(?:(?:van|von|der|den|de|del|della|da|das|dos|du|di|la|le|ten|ter|al|el|bin|ibn)[ -]|d')*"
+)
+_AUTHOR = rf"{_PARTICLES}[A-Z][A-Za-z'\u2019\u00C0-\u017F-]+"
+_YEAR = r"(?:(?:19|20)\d{2}[a-z]?(?:,\s*[a-z]\b)*|in press|submitted|unpublished(?: data)?|n\.d\.)"
+_CITATION = (
+    rf"(?:see also |see |e\.g\.,? |cf\.? )?{_AUTHOR}(?: et al\.?| and {_AUTHOR}| & {_AUTHOR})?,? "
+    rf"{_YEAR}(?:,\s*(?:19|20)\d{{2}}[a-z]?)*(?:,\s*pp?\.\s*\d+(?:[-\u2013]\d+)?)?"
+)
+# "(Smith et al., 2020; Lee, 2019)" and "[Smith et al., 2020]" go whole; of a narrative
+# citation, "Smith et al. (2020) showed", the year goes and the names stay.
+_AUTHOR_YEAR = tuple(
+    re.compile(rf"\{opening}(?:(?<=et al\. \{opening}){_YEAR}|(?:{_CITATION}(?:;\s*)?)+)\{closing}")
+    for opening, closing in ("()", "[]")
 )
 # Patterns start at the bracket, not at an optional space before it (that would make the
 # regex engine try every position): tidy() removes the space left behind.
@@ -291,7 +305,9 @@ class CleanPaperText(TextTransform):
         if args.citation_markers:
             text = subn_from(_NUMERIC_CITATION, "", text, "[")[0]
         if args.citation_markers and "(" in text:
-            text = _AUTHOR_YEAR.sub("", text)
+            text = _AUTHOR_YEAR[0].sub("", text)
+        if args.citation_markers:
+            text = subn_from(_AUTHOR_YEAR[1], "", text, "[")[0]
         if args.figure_mentions:
             text = _drop_figure_mentions(text)
         text = tidy_changed_lines(before, text)
