@@ -159,8 +159,11 @@ def run_hf(args, config: Path, work: Path) -> tuple[list[float], float]:
 
 
 def env(args) -> dict:
+    """The children's environment: the repository first on the path, then whatever the path
+    held (where a GPU machine's missing packages were installed: see RESULTS.md)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
-            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": path}  # fmt: skip
 
 
 def hf_worker(config_path: str, result: str, compile_: bool, fsdp_on: bool, bf16: bool) -> None:
