@@ -25,8 +25,13 @@ _FILLER = "|".join(re.escape(word) for word in _FILLERS)
 # Each pattern of a pair starts with one literal character, which the regex engine finds
 # several times faster than a character class (no match can hold another opening bracket,
 # so two passes find what one would).
+# The lookahead is a cheap test of the character after the bracket (most brackets open
+# with a word or a number no filler starts like; case-insensitive matching takes "\u017f"
+# for an "s", "\u0130" and "\u0131" for an "i"), before the alternation runs.
+_AFTER_BRACKET = r"(?=[^\S\n]|[,;\u2013\u2014\-)\]aAoOsSeEcCiI\u017f\u0130\u0131])"
 _EMPTY_BRACKETS = tuple(
-    re.compile(rf"\{opening}(?:[^\S\n]|[,;\u2013\u2014-]|(?i:{_FILLER}))*[)\]]") for opening in "(["
+    re.compile(rf"\{opening}{_AFTER_BRACKET}(?:[^\S\n]|[,;\u2013\u2014-]|(?i:{_FILLER}))*[)\]]")
+    for opening in "(["
 )
 # A run of separators keeps its last: ", , ." -> "." (so tidying twice changes nothing),
 # and goes before a closing bracket: "(2011; )" -> "(2011)". The mark kept is a lookahead,

@@ -421,7 +421,8 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
               "(Extended Data ", "(supplementary ", "(Additional ", "[Also ", ", Figure 6",
               "; Fig. S2", ", see Table 1", ",\u017fee fig 3", ", as we", ", the", "; also",
               ", Appendix 2 Figure 1", ", 2", ", figures", ", f\u0130g. 4", ", v\u0131deo 1",
-              "; a\u017f shown in Fig 2"]  # fmt: skip
+              "; a\u017f shown in Fig 2", "(\u0130.e. ", "(\u0131.e., ", "(AND ", "(Or ", "( ; ",
+              "(\u2013 ", "(- ", "()", "[]", "(\n)", "(\xa0)"]  # fmt: skip
     # the figure-mention patterns less their letter tests, and items read without their
     # possessive skip
     later = rf"(?=[^()\[\]\n]{{0,200}}?[,;](?=(?i:{p._FIGURE_START})))"
@@ -432,9 +433,13 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
         )
         for o in "(["
     ]
+    # the empty-bracket patterns less their test of the character after the bracket
+    empty = [re.compile(rf"\{o}(?:[^\S\n]|[,;\u2013\u2014-]|(?i:{t._FILLER}))*[)\]]") for o in "(["]
     rng = random.Random(7)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        for fast, plain in zip(t._EMPTY_BRACKETS, empty, strict=True):
+            assert fast.subn("\x00", text) == plain.subn("\x00", text), text
         for pattern, repl, needles in on_lines:
             result = t.sub_on_lines(pattern, repl, text, needles)
             assert result == pattern.sub(repl, text), (pattern.pattern, text)
