@@ -280,13 +280,35 @@ def test_figure_mentions_go_and_the_rest_of_their_parentheticals_stays():
         ("the plate (Fraction F; Fig. S2) that", "the plate (Fraction F) that"),
         ("cells (19.2 \u00b1 4.6%; Figure 4).", "cells (19.2 \u00b1 4.6%)."),
         ("x (1,000 cells, Figure 2, p < 0.05) y", "x (1,000 cells, p < 0.05) y"),
-        # the panels that continue a mention go with it; an item after a semicolon stays
-        ("(Figure 1, 2, residue numbering) z", "(residue numbering) z"),
+        # the panels or places that continue a mention go with it when nothing else follows
+        # them (a number before other items may be a value: kept); after a semicolon, an
+        # item is an item
+        ("(X, Figure 1, 2 and 3; S2) z", "(X; S2) z"),
+        ("(TP53; Supplementary Table S1, S2) z", "(TP53) z"),
+        ("(Fig. 2, upper panel)", ""),
         ("(A, Figure 2; B) c", "(A; B) c"),
         # brackets too, and a first item that is not a mention keeps its words
-        ("[12, Table 3] and (n = 3, Figure 2)", "[12] and (n = 3)"),
+        ("[Table 3] and (n = 3, Figure 2)", "and (n = 3)"),
+        # a bracket of references and citations is one of citations once the references go
+        ("fell (Figure 1; Allmann and Baldwin, 2010) and [3, Table 2].", "fell and."),
+        ("as Jones et al. (2020; Fig. 3) showed", "as Jones et al. showed"),
     ):
         assert clean.transform(text) == expected, text
+    # What is not a reference stays: values, doses, alleles, groups, statistics.
+    for text, expected in (
+        ("(Table 2, 1,200 patients)", "(1,200 patients)"),
+        ("(Figure 2, 10,000 cells per well)", "(10,000 cells per well)"),
+        ("(Figure 1, 5, 10 and 20 mg)", "(5, 10 and 20 mg)"),
+        ("(Figure 1, 2 or 4 h)", "(2 or 4 h)"),
+        ("(Table 2, A, B and AB blood groups)", "(A, B and AB blood groups)"),
+        ("(Fig. 2, C, T alleles)", "(C, T alleles)"),
+        ("(Figure 1, P < 0.05)", "(P < 0.05)"),
+        ("(Table 2; n = 12)", "(n = 12)"),
+        ("(Table 2, OR 12)", "(OR 12)"),
+        ("(Fig. 3, additional data)", "(additional data)"),
+        ("(HR 0.82, 95% CI 0.71-0.95, Table 2)", "(HR 0.82, 95% CI 0.71-0.95)"),
+    ):
+        assert clean.transform(f"seen {text} here.") == f"seen {expected} here.", text
     # Kept: a mention that is part of a phrase, or on another line than its bracket.
     for kept in ("(highlighted in cyan in Figure 7C)", "a (x,\nFigure 2) b", "(Figures are new)"):
         assert clean.transform(kept) == kept
@@ -379,9 +401,18 @@ def test_author_year_citations_in_their_usual_forms_go():
     ):
         assert clean.transform(f"Risk fell {citation}.") == "Risk fell.", citation
     assert clean.transform("as Smith et al. (2020a) showed") == "as Smith et al. showed"
+    assert clean.transform("as Smith et al. (2020, 2021) showed") == "as Smith et al. showed"
+    for citation in (
+        "(Van der Berg et al., 2020)",
+        "(De Souza, 2020)",
+        "(\u00d6zt\u00fcrk et al., 2020)",
+        "(Winter et al., 2003; May, 2001)",
+    ):
+        assert clean.transform(f"Risk fell {citation}.") == "Risk fell.", citation
     kept = (
         "Kept: (de novo, 2020 cases), (Smith, 2020, a new study), (in 2020), "
-        "(Phase II, 2019 cohort), the year (2020) alone, [Type 2, 2020 data]."
+        "(Phase II, 2019 cohort), the year (2020) alone, [Type 2, 2020 data], "
+        "(December 2019), [Spring 2020]."
     )
     assert clean.transform(kept) == kept
 
@@ -422,13 +453,14 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
               "; Fig. S2", ", see Table 1", ",\u017fee fig 3", ", as we", ", the", "; also",
               ", Appendix 2 Figure 1", ", 2", ", figures", ", f\u0130g. 4", ", v\u0131deo 1",
               "; a\u017f shown in Fig 2", "(\u0130.e. ", "(\u0131.e., ", "(AND ", "(Or ", "( ; ",
-              "(\u2013 ", "(- ", "()", "[]", "(\n)", "(\xa0)"]  # fmt: skip
+              "(\u2013 ", "(- ", "()", "[]", "(\n)", "(\xa0)", "2and", "OR ", " or 2", "3.2",
+              "S2", "upper panel", "AND", " < ", "%"]  # fmt: skip
     # the figure-mention patterns less their letter tests, and items read without their
     # possessive skip
     later = rf"(?=[^()\[\]\n]{{0,200}}?[,;](?=(?i:{p._FIGURE_START})))"
     unfiltered = [
         re.compile(
-            rf"\{o}(?:(?=[\s,;]*(?i:{p._FIGURE_START}))(?P<leading>)|{later})"
+            rf"\{o}(?:(?=[\s,;]*(?i:{p._FIGURE_START}))|{later})"
             r"(?P<content>[^()\[\]]{1,200})[)\]]"
         )
         for o in "(["
@@ -440,6 +472,9 @@ def test_substitutions_on_candidates_equal_the_whole_text_ones():
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         for fast, plain in zip(t._EMPTY_BRACKETS, empty, strict=True):
             assert fast.subn("\x00", text) == plain.subn("\x00", text), text
+        # a bracket's item read as references in one match, and word by word
+        for item in text.split(","):
+            assert p._references_only(item) == p._references_only_by_words(item), item
         for pattern, repl, needles in on_lines:
             result = t.sub_on_lines(pattern, repl, text, needles)
             assert result == pattern.sub(repl, text), (pattern.pattern, text)
@@ -715,6 +750,22 @@ def test_loose_files_are_listed_once_and_read_in_small_units(tmp_path, monkeypat
     assert names == ["PMC1000000.nxml", "PMC1000002.nxml", "PMC1000004.nxml",
                      "b/PMC1000001.nxml", "b/PMC1000003.nxml", "b/PMC1000005.nxml",
                      "z.nxml"]  # fmt: skip
+
+
+@pytest.mark.skipif(not ELIFE.is_dir(), reason="needs ../shared/fixtures (eLife JATS articles)")
+def test_cleaning_real_articles_twice_changes_nothing_and_leaves_no_mention():
+    """On the real eLife articles, with citations kept in the text or not: a second cleaning
+    changes nothing (a bracket of citations and a mention goes in one), and no figure/table
+    mention is left in a parenthetical but one that is part of a phrase."""
+    clean = CleanPaperText()
+    mention = re.compile(r"[(\[][^()\[\]]*\b(?:[Ff]ig(?:ure)?s?|[Tt]ables?)\b[^()\[\]]*[)\]]")
+    left = []
+    for options in (JatsOptions(), JatsOptions(citations=True)):
+        for path in sorted(ELIFE.glob("*.xml")):
+            once = clean.transform(parse_article(path.read_bytes(), options).text)
+            assert clean.transform(once) == once, (path.name, options)
+            left += [m.group(0) for m in mention.finditer(once)]
+    assert set(left) == {"(highlighted in cyan in Figure 7C)"}
 
 
 @pytest.mark.skipif(not ELIFE.is_dir(), reason="needs ../shared/fixtures (eLife JATS articles)")

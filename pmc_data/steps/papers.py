@@ -80,18 +80,28 @@ _NUMERIC_CITATION = re.compile(r"\[\s*\d{1,4}(?:\s*[-\u2013,;]\s*\d{1,4})*\s*\]"
 # the letters that tell one author's papers of a year apart ("2020a, b"), or a paper not
 # out yet; more years, and a page, may follow.
 _PARTICLES = (
+    r"(?:(?:Van|Von|De|Del|Della|Da|Das|Dos|Du|Di|La|Le|Ten|Ter|Al|El)[ -])?"
     r"(?:(?:van|von|der|den|de|del|della|da|das|dos|du|di|la|le|ten|ter|al|el|bin|ibn)[ -]|d')*"
 )
-_AUTHOR = rf"{_PARTICLES}[A-Z][A-Za-z'\u2019\u00C0-\u017F-]+"
+# (a date is no citation: "(December 2019)", "[Spring 2020]"; "(Winter et al., 2003)" is)
+_NOT_A_NAME = (
+    r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|"
+    r"December|Spring|Summer|Autumn|Fall|Winter) (?:19|20)\d{2}\b)"
+)
+_CAPITAL = r"[A-Z\u00C0-\u00D6\u00D8-\u00DE\u0100-\u017F]"
+_AUTHOR = rf"{_PARTICLES}{_NOT_A_NAME}{_CAPITAL}[A-Za-z'\u2019\u00C0-\u017F-]+"
 _YEAR = r"(?:(?:19|20)\d{2}[a-z]?(?:,\s*[a-z]\b)*|in press|submitted|unpublished(?: data)?|n\.d\.)"
+_YEARS = rf"{_YEAR}(?:,\s*(?:19|20)\d{{2}}[a-z]?)*"
 _CITATION = (
     rf"(?:see also |see |e\.g\.,? |cf\.? )?{_AUTHOR}(?: et al\.?| and {_AUTHOR}| & {_AUTHOR})?,? "
-    rf"{_YEAR}(?:,\s*(?:19|20)\d{{2}}[a-z]?)*(?:,\s*pp?\.\s*\d+(?:[-\u2013]\d+)?)?"
+    rf"{_YEARS}(?:,\s*pp?\.\s*\d+(?:[-\u2013]\d+)?)?"
 )
 # "(Smith et al., 2020; Lee, 2019)" and "[Smith et al., 2020]" go whole; of a narrative
-# citation, "Smith et al. (2020) showed", the year goes and the names stay.
+# citation, "Smith et al. (2020) showed", the years go and the names stay.
 _AUTHOR_YEAR = tuple(
-    re.compile(rf"\{opening}(?:(?<=et al\. \{opening}){_YEAR}|(?:{_CITATION}(?:;\s*)?)+)\{closing}")
+    re.compile(
+        rf"\{opening}(?:(?<=et al\. \{opening}){_YEARS}|[\s,;]*(?:{_CITATION}(?:;\s*)?)+)\{closing}"
+    )
     for opening, closing in ("()", "[]")
 )
 # Patterns start at the bracket, not at an optional space before it (that would make the
@@ -127,29 +137,64 @@ _ITEM = r"[^()\[\]\n,;]*+"
 _LATER_MENTION = rf"(?=(?:{_ITEM}[,;](?!{_MENTION_AFTER}))*+{_ITEM}[,;]{_MENTION_AFTER})"
 _FIGURE_MENTIONS = tuple(
     re.compile(
-        rf"\{opening}(?:{_FIRST_MENTION}(?P<leading>)|{_LATER_MENTION})"
+        rf"\{opening}(?:{_FIRST_MENTION}|{_LATER_MENTION})"
         r"(?P<content>[^()\[\]]{1,200})[)\]]"
     )
     for opening in "(["
 )
-# ...is removed if every word in it is part of such references: "(Figure 2-figure supplement
-# 1)" goes. Otherwise the items (between commas and semicolons) that are such references go,
-# and the rest stays: "(Figure 7E, RMSD 0.9 A excluding the loop)" -> "(RMSD 0.9 A ...)".
+# ...goes with the items (between commas and semicolons) that are such references, their
+# separators and the panels or places that continue them ("Figure 1, 2", "Fig. 2A, B", "Fig.
+# 2, right"); the rest stays: "(Figure 7E, RMSD 0.9 A excluding the loop)" -> "(RMSD 0.9 A
+# ...)", "(Figure 1, P < 0.05)" -> "(P < 0.05)". A bracket of references only goes whole.
 _REFERENCE_WORDS = frozenset(
     "fig figs figure figures table tables supplementary suppl supplement supplements source "  # noqa: SIM905
     "data extended additional appendix movie movies video videos file files panel panels and "
     "or see also cf left right top bottom inset insets upper lower as shown in compare".split()
 )
+#: Words that join references only in lower case ("OR 1.2" is an odds ratio).
+_CONNECTIVES = frozenset({"and", "or"})
 _TOKEN = re.compile(r"[A-Za-z]+|\d+[A-Za-z]?")
 _PANEL = re.compile(r"\d+[A-Za-z]?|[A-Za-z]")  # "2", "2B", "B"
+#: What a reference never holds: a comparison, an equals sign, a percent sign... (its number
+#: may have a point: a book's "Figure 3.2")
+_NOT_A_REFERENCE = re.compile(r"[^A-Za-z0-9\s.\u2013\u2014-]")
 _MENTION_START = re.compile(rf"(?i:{_FIGURE_START})")
-_ITEM_SEPARATOR = re.compile(r"([,;])")
+# What may continue a mention after a comma: a panel or a range of them, two joined by
+# "and"/"or" ("2 and 3", not "2 or 4 h"), or where in the figure ("right", "upper panel").
+_ONE_PANEL = r"S?\d+[A-Za-z]?(?:[-\u2013]S?\d+[A-Za-z]?)?|[A-Za-z]"
+_PLACE = r"left|right|top|bottom|middle|upper|lower|inset|insets|panel|panels"
+_CONTINUATION = re.compile(
+    rf"\s*(?:(?:{_ONE_PANEL})(?:\s+(?:and|or)\s+(?:{_ONE_PANEL}))?"
+    rf"|(?:{_PLACE})(?:\s+(?:and|or|{_PLACE}))*)\s*"
+)
+# The same as one pattern: allowed marks, a number with at most one letter after it (read
+# whole, as _TOKEN reads it), a whole word of letters that is a reference word (in ASCII
+# case, but "and"/"or" in lower case) or a single letter.
+_WORDS = "|".join(sorted(_REFERENCE_WORDS - _CONNECTIVES, key=len, reverse=True))
+_REFERENCES = re.compile(
+    rf"(?:[\s.\u2013\u2014-]|(?>\d+[A-Za-z]?)|(?:(?ai:{_WORDS})|and|or|[A-Za-z])(?![A-Za-z]))*"
+)
+#: Commas and semicolons, but a comma between two digits ("1,200") separates no items.
+_ITEM_SEPARATOR = re.compile(r"(;|(?<!\d),|,(?!\d))")
 
 
 def _references_only(text: str) -> bool:
-    """Whether every word of ``text`` is part of figure/table references ("Figs. 1 and 3B")."""
+    """Whether ``text`` is nothing but figure/table reference words and panels, "Figs. 1 and
+    3B", "Fig. 3.2", "right": no comparison or sign ("P < 0.05", "n = 12", "5%"), no "OR"
+    (an odds ratio, not an "or"). One match of :data:`_REFERENCES` (tested to decide as
+    the word-by-word reading, :func:`_references_only_by_words`, does)."""
+    return _REFERENCES.fullmatch(text) is not None
+
+
+def _references_only_by_words(text: str) -> bool:
+    """:func:`_references_only` word by word (:data:`_TOKEN`), as the tests' reference."""
+    if _NOT_A_REFERENCE.search(text):
+        return False
     for token in _TOKEN.findall(text):
-        if token.lower() not in _REFERENCE_WORDS and not _PANEL.fullmatch(token):
+        word = token.lower()
+        if word in _CONNECTIVES and token != word:
+            return False
+        if word not in _REFERENCE_WORDS and not _PANEL.fullmatch(token):
             return False
     return True
 
@@ -157,31 +202,40 @@ def _references_only(text: str) -> bool:
 def _without_mention_items(content: str) -> str | None:
     """A bracket's ``content`` less the items (split at commas and semicolons) that are
     figure/table references, with the separator before each (after, for the first), and
-    the panels that continue one after a comma ("Figure 1, 2", "Fig. 2A, B"); None when no
-    item is one.
+    the panels or places that continue one after commas (:data:`_CONTINUATION`) when nothing
+    else follows them before the end or a semicolon; None when no item is a reference.
 
     >>> _without_mention_items("AncMDH2-INS, Figure 6")
     'AncMDH2-INS'
-    >>> _without_mention_items("Figure 1, 2, residue numbering as in dogfish")
-    'residue numbering as in dogfish'
-    >>> _without_mention_items("A, Figure 2; B")
-    'A; B'
+    >>> _without_mention_items("Figure 1, P < 0.05")
+    'P < 0.05'
+    >>> _without_mention_items("A, Figure 2A, B; n = 1,200")
+    'A; n = 1,200'
+    >>> _without_mention_items("Figure 1, 5, 10 and 20 mg")
+    '5, 10 and 20 mg'
     """
     parts = _ITEM_SEPARATOR.split(content)
     items, separators = parts[0::2], parts[1::2]
-    dropped, after_mention = [], False
-    for index, item in enumerate(items):
-        if "\n" in item:  # (never a line break: lines stay lines)
-            after_mention = False
-        elif _MENTION_START.match(item) and _references_only(item):
-            after_mention = True
-        elif not (
-            after_mention and separators[index - 1] == "," and _PANEL.fullmatch(item.strip())
-        ):
-            after_mention = False
-        dropped.append(after_mention)
-    if not any(dropped):
+    mentions = [
+        "\n" not in item and _MENTION_START.match(item) is not None and _references_only(item)
+        for item in items
+    ]
+    if not any(mentions):
         return None
+    dropped = list(mentions)
+    for index, mention in enumerate(mentions):
+        if not mention:
+            continue
+        end = index + 1  # the items that may continue it, after commas
+        while (
+            end < len(items)
+            and separators[end - 1] == ","
+            and _CONTINUATION.fullmatch(items[end])
+            and "\n" not in items[end]
+        ):
+            end += 1
+        if end == len(items) or separators[end - 1] == ";":
+            dropped[index + 1 : end] = [True] * (end - index - 1)
     kept = ""
     for index, item in enumerate(items):
         if not dropped[index]:
@@ -190,14 +244,18 @@ def _without_mention_items(content: str) -> str | None:
 
 
 def _drop_figure_mention(match: re.Match) -> str:
-    """The whole bracket when it starts with a mention and every word in it is part of one;
-    else the bracket less the items that are mentions; else the bracket as it was."""
+    """The bracket less the items that are figure/table references; nothing when nothing
+    else was in it; the bracket as it was when no item is one."""
     content = match.group("content")
-    if match.group("leading") is not None and _references_only(content):
+    if "," not in content and ";" not in content:  # one item (most are: "(Figure 1A)")
+        if "\n" in content or not (_MENTION_START.match(content) and _references_only(content)):
+            return match.group(0)
         return ""
     kept = _without_mention_items(content)
     if kept is None:
         return match.group(0)
+    if not kept.strip():
+        return ""
     whole = match.group(0)
     return whole[0] + kept + whole[-1]
 
@@ -302,14 +360,20 @@ class CleanPaperText(TextTransform):
         # lines it runs on: only lines that can hold one are searched.
         if args.emails and "@" in text:
             text = sub_on_lines(_EMAIL, "", text, ("@",))
-        if args.citation_markers:
-            text = subn_from(_NUMERIC_CITATION, "", text, "[")[0]
-        if args.citation_markers and "(" in text:
-            text = _AUTHOR_YEAR[0].sub("", text)
-        if args.citation_markers:
-            text = subn_from(_AUTHOR_YEAR[1], "", text, "[")[0]
+        # Figure mentions first: a bracket that held citations and a mention then holds
+        # citations only, and goes too ("(Fig. 1; Lee, 2010)", "[3, Table 2]").
         if args.figure_mentions:
             text = _drop_figure_mentions(text)
+        if args.citation_markers:
+            text, found = subn_from(_NUMERIC_CITATION, "", text, "[")
+            if "(" in text:
+                text, more = _AUTHOR_YEAR[0].subn("", text)
+                found += more
+            text, more = subn_from(_AUTHOR_YEAR[1], "", text, "[")
+            # ...and a bracket that held a citation inside may now be one of references:
+            # "(Figure 1, as in [Eventoff et al., 1977])"
+            if found + more and args.figure_mentions:
+                text = _drop_figure_mentions(text)
         text = tidy_changed_lines(before, text)
         # Last, as it removes lines: "DOI:" lines whose link went (tidied to "DOI:").
         if args.urls and (starts := _doi_line_starts(text)):
