@@ -153,11 +153,6 @@ _REFERENCE_WORDS = frozenset(
 )
 #: Words that join references only in lower case ("OR 1.2" is an odds ratio).
 _CONNECTIVES = frozenset({"and", "or"})
-_TOKEN = re.compile(r"[A-Za-z]+|\d+[A-Za-z]?")
-_PANEL = re.compile(r"\d+[A-Za-z]?|[A-Za-z]")  # "2", "2B", "B"
-#: What a reference never holds: a comparison, an equals sign, a percent sign... (its number
-#: may have a point: a book's "Figure 3.2")
-_NOT_A_REFERENCE = re.compile(r"[^A-Za-z0-9\s.\u2013\u2014-]")
 _MENTION_START = re.compile(rf"(?i:{_FIGURE_START})")
 # What may continue a mention after a comma: a panel or a range of them, two joined by
 # "and"/"or" ("2 and 3", not "2 or 4 h"), or where in the figure ("right", "upper panel").
@@ -167,9 +162,10 @@ _CONTINUATION = re.compile(
     rf"\s*(?:(?:{_ONE_PANEL})(?:\s+(?:and|or)\s+(?:{_ONE_PANEL}))?"
     rf"|(?:{_PLACE})(?:\s+(?:and|or|{_PLACE}))*)\s*"
 )
-# The same as one pattern: allowed marks, a number with at most one letter after it (read
-# whole, as _TOKEN reads it), a whole word of letters that is a reference word (in ASCII
-# case, but "and"/"or" in lower case) or a single letter.
+# A run of references, as one pattern: blanks, points and dashes (never a comparison, an
+# equals or a percent sign; a point may be in a book's "Figure 3.2"), a number with at most
+# one letter after it ("2B", read whole), and whole words of letters that are reference
+# words (in ASCII case, but "and"/"or" in lower case) or single letters (panels).
 _WORDS = "|".join(sorted(_REFERENCE_WORDS - _CONNECTIVES, key=len, reverse=True))
 _REFERENCES = re.compile(
     rf"(?:[\s.\u2013\u2014-]|(?>\d+[A-Za-z]?)|(?:(?ai:{_WORDS})|and|or|[A-Za-z])(?![A-Za-z]))*"
@@ -181,22 +177,14 @@ _ITEM_SEPARATOR = re.compile(r"(;|(?<!\d),|,(?!\d))")
 def _references_only(text: str) -> bool:
     """Whether ``text`` is nothing but figure/table reference words and panels, "Figs. 1 and
     3B", "Fig. 3.2", "right": no comparison or sign ("P < 0.05", "n = 12", "5%"), no "OR"
-    (an odds ratio, not an "or"). One match of :data:`_REFERENCES` (tested to decide as
-    the word-by-word reading, :func:`_references_only_by_words`, does)."""
+    (an odds ratio, not an "or")."""
     return _REFERENCES.fullmatch(text) is not None
 
 
-def _references_only_by_words(text: str) -> bool:
-    """:func:`_references_only` word by word (:data:`_TOKEN`), as the tests' reference."""
-    if _NOT_A_REFERENCE.search(text):
-        return False
-    for token in _TOKEN.findall(text):
-        word = token.lower()
-        if word in _CONNECTIVES and token != word:
-            return False
-        if word not in _REFERENCE_WORDS and not _PANEL.fullmatch(token):
-            return False
-    return True
+def _is_mention(item: str) -> bool:
+    """Whether a bracket's item is a figure/table reference on one line: "Figure 2A", "see
+    Supplementary Table S1"."""
+    return "\n" not in item and _MENTION_START.match(item) is not None and _references_only(item)
 
 
 def _without_mention_items(content: str) -> str | None:
@@ -216,10 +204,7 @@ def _without_mention_items(content: str) -> str | None:
     """
     parts = _ITEM_SEPARATOR.split(content)
     items, separators = parts[0::2], parts[1::2]
-    mentions = [
-        "\n" not in item and _MENTION_START.match(item) is not None and _references_only(item)
-        for item in items
-    ]
+    mentions = [_is_mention(item) for item in items]
     if not any(mentions):
         return None
     dropped = list(mentions)
@@ -248,9 +233,7 @@ def _drop_figure_mention(match: re.Match) -> str:
     else was in it; the bracket as it was when no item is one."""
     content = match.group("content")
     if "," not in content and ";" not in content:  # one item (most are: "(Figure 1A)")
-        if "\n" in content or not (_MENTION_START.match(content) and _references_only(content)):
-            return match.group(0)
-        return ""
+        return "" if _is_mention(content) else match.group(0)
     kept = _without_mention_items(content)
     if kept is None:
         return match.group(0)
@@ -370,9 +353,10 @@ class CleanPaperText(TextTransform):
                 text, more = _AUTHOR_YEAR[0].subn("", text)
                 found += more
             text, more = subn_from(_AUTHOR_YEAR[1], "", text, "[")
+            found += more
             # ...and a bracket that held a citation inside may now be one of references:
             # "(Figure 1, as in [Eventoff et al., 1977])"
-            if found + more and args.figure_mentions:
+            if found and args.figure_mentions:
                 text = _drop_figure_mentions(text)
         text = tidy_changed_lines(before, text)
         # Last, as it removes lines: "DOI:" lines whose link went (tidied to "DOI:").
