@@ -66,6 +66,12 @@ _MAY_CLOSE = ")],;\u2013\u2014-" + "".join(
 )
 #: What ``\s`` and ``str.isspace`` call whitespace, less the line break.
 BLANKS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # noqa: E501
+#: Every character an empty pair can hold between its brackets (a superset: the pattern
+#: decides): blanks, separators, and the letters of the fillers in either case, with those
+#: case-insensitive matching takes for them (the long s, the dotted and dotless i).
+_PAIR_CONTENT = frozenset(
+    f"{BLANKS},;\u2013\u2014-{''.join(_FILLERS)}{''.join(_FILLERS).upper()}\u017f\u0130\u0131"
+)
 
 
 #: Every character ``str.split()`` splits on (what ``str.isspace`` calls whitespace) but the
@@ -76,7 +82,10 @@ _OTHER_WHITESPACE = "\xa0\u2009\u2002\u2003\u202f\u200a\u2000\u2001\u2004\u2005\
 # tries a match only there (a pattern that starts " +" is tried at every space).
 _SPACE_RUN = re.compile("   *")
 _SPACE_RUN_BYTES = re.compile(b"   *")
-_ASCII_WHITESPACE_BYTES = tuple(blank.encode() for blank in _ASCII_WHITESPACE)
+# A line break and the blanks after it: where an XML document's text holds runs (its
+# indentation), found from the rare line break rather than from any space.
+_LINE_BREAK_RUN_BYTES = re.compile(b"\n[" + re.escape(_ASCII_WHITESPACE.encode()) + b" ]*")
+_ASCII_WHITESPACE_BYTES = tuple(blank.encode() for blank in _ASCII_WHITESPACE[1:])  # not "\n"
 
 
 def collapse_whitespace(text: str) -> str:
@@ -105,10 +114,17 @@ def collapse_utf8_whitespace(data: bytes) -> str:
     >>> collapse_utf8_whitespace("  a\n\t b  c  ".encode())
     'a b c'
     """
+    # The runs an XML document's text holds are line breaks and the indentation after them:
+    # each goes at once, found from its line break, and the search for other runs of spaces
+    # (one that starts at every space) runs only when one is left ("a \n b", "a  b").
+    if b"\n" in data:
+        data = _LINE_BREAK_RUN_BYTES.sub(b" ", data)
     for blank in _ASCII_WHITESPACE_BYTES:
         if blank in data:
             data = data.replace(blank, b" ")
-    text = _SPACE_RUN_BYTES.sub(b" ", data).decode()
+    if b"  " in data:
+        data = _SPACE_RUN_BYTES.sub(b" ", data)
+    text = data.decode()
     if _holds_other_whitespace(data):
         return collapse_whitespace(text)  # runs of ASCII spaces are already one: the same
     return text.strip(" ")
@@ -223,14 +239,22 @@ def subn_from(pattern: re.Pattern, repl: str | Callable, text: str, first: str) 
     >>> subn_from(re.compile(r"\[\d+\]"), "", "a [1] b [x] c [23]", "[")
     ('a  b [x] c ', 2)
     """
+    starts = _few_starts(text, first)
+    if starts is None:
+        return pattern.subn(repl, text)
+    return subn_at(pattern, repl, text, starts) if starts else (text, 0)
+
+
+def _few_starts(text: str, first: str) -> list[int] | None:
+    """Where ``first`` is in ``text``; None when that is more than :data:`_FEW` places."""
     starts = []
     at = text.find(first)
     while at != -1:
         if len(starts) == _FEW:
-            return pattern.subn(repl, text)
+            return None
         starts.append(at)
         at = text.find(first, at + 1)
-    return subn_at(pattern, repl, text, starts) if starts else (text, 0)
+    return starts
 
 
 def _drop_blanks_before_punctuation(text: str) -> str:
@@ -279,18 +303,25 @@ def tidy_lines(lines: list[str], single_spaced: bool = False) -> list[str]:
 def _drop_empty_brackets(text: str) -> str:
     """Empty brackets out, with the blanks before them; again while a removal may have left
     a new pair around it: "(n = 3 [ ])" -> "(n = 3)", but "( [ ] )" -> "( )" -> ""."""
+    in_parentheses, in_brackets = _EMPTY_BRACKETS
     while True:
-        holes = 0
-        in_parentheses, in_brackets = _EMPTY_BRACKETS
-        if "(" in text:  # a one-character search is a memchr; the pass is not
-            text, found = in_parentheses.subn("\x00", text)
-            holes += found
-        text, found = subn_from(in_brackets, "\x00", text, "[")  # "[" is rare in prose
-        holes += found
+        # No match of either pattern can hold an opening bracket, so the two never overlap
+        # and both are found in the same text: one slice per piece kept and one join, where
+        # replacing, splitting and stripping copied the whole text each.
+        holes = list(_spans(in_parentheses, text)) if "(" in text else []
+        if "[" in text:  # (a one-character search is a memchr; a pass of the pattern is not)
+            more = _spans_from(in_brackets, text, "[")
+            holes = sorted(holes + more) if holes else more
         if not holes:
             return text
-        pieces = text.split("\x00")
-        pieces = [piece.rstrip(BLANKS) for piece in pieces[:-1]] + [pieces[-1]]
+        pieces, done = [], 0
+        for start, end in holes:
+            cut = start
+            while cut > done and text[cut - 1] in BLANKS:  # the blanks before the hole
+                cut -= 1
+            pieces.append(text[done:cut])
+            done = end
+        pieces.append(text[done:])
         # A full stop on both sides of a hole is one: "Inc. (see )." -> "Inc." ("..." stays).
         end = pieces[0][-2:]  # the last two characters of the text joined so far
         for i in range(1, len(pieces)):
@@ -303,8 +334,44 @@ def _drop_empty_brackets(text: str) -> str:
         if not any(
             left[-1:] in _MAY_OPEN and _first_non_blank(right) in _MAY_CLOSE  # "" is in any
             for left, right in itertools.pairwise(pieces)
-        ):
+        ) or not _pair_across_a_join(text, pieces):
             return text
+
+
+def _pair_across_a_join(text: str, pieces: list[str]) -> bool:
+    """Whether ``text``, ``pieces`` joined, holds an empty pair across a join: the only place
+    a new one can be (a pair inside a piece was one before, and went). Looked for from the
+    last opening bracket before each join, reached over characters a pair can hold: the
+    common "(or [ ] )" costs no second pass over the whole text."""
+    at = 0
+    for piece in pieces[:-1]:
+        at += len(piece)
+        opening = at - 1
+        while opening >= 0 and text[opening] in _PAIR_CONTENT:
+            opening -= 1
+        if opening >= 0 and text[opening] in "([":
+            match = _EMPTY_BRACKETS[text[opening] == "["].match(text, opening)
+            if match is not None and match.end() > at:
+                return True
+    return False
+
+
+def _spans(pattern: re.Pattern, text: str) -> Iterable[tuple[int, int]]:
+    return (match.span() for match in pattern.finditer(text))
+
+
+def _spans_from(pattern: re.Pattern, text: str, first: str) -> list[tuple[int, int]]:
+    """The spans of ``pattern.finditer(text)`` for a pattern whose every match starts with
+    the character ``first``, found as :func:`subn_from` finds them."""
+    starts = _few_starts(text, first)
+    if starts is None:
+        return list(_spans(pattern, text))
+    spans, done = [], 0
+    for start in starts:
+        if start >= done and (match := pattern.match(text, start)) is not None:
+            spans.append(match.span())
+            done = match.end()
+    return spans
 
 
 def _first_non_blank(text: str) -> str:

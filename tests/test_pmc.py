@@ -590,6 +590,57 @@ def test_collapse_whitespace_equals_split_and_join():
         assert t.collapse_utf8_whitespace(text.encode()) == " ".join(text.split()), repr(text)
 
 
+def drop_empty_brackets_by_passes(text: str) -> str:
+    """The reference for ``tidy._drop_empty_brackets``: each pair replaced by a mark, the text
+    split at the marks, and the whole again whenever a join may have made a new pair."""
+    import itertools
+
+    from pmc_data import tidy as t
+
+    while True:
+        holes = 0
+        for pattern in t._EMPTY_BRACKETS:
+            text, found = pattern.subn("\x00", text)
+            holes += found
+        if not holes:
+            return text
+        pieces = text.split("\x00")
+        pieces = [piece.rstrip(t.BLANKS) for piece in pieces[:-1]] + [pieces[-1]]
+        end = pieces[0][-2:]
+        for i in range(1, len(pieces)):
+            right = pieces[i]
+            if end[-1:] == "." and end != ".." and right[:1] == "." and right[:2] != "..":
+                right = pieces[i] = right[1:]
+            end = (end + right)[-2:]
+        text = "".join(pieces)
+        if not any(
+            left[-1:] in t._MAY_OPEN and right.lstrip(t.BLANKS)[:1] in t._MAY_CLOSE
+            for left, right in itertools.pairwise(pieces)
+        ):
+            return text
+
+
+def test_empty_brackets_found_once_and_again_only_across_a_join():
+    """The empty pairs are found in one pass and looked for again only across the joins the
+    removal made ("(or [ ] )", a filler cut in two: "(s [ ]ee)"): the same as replacing,
+    splitting and passing over the whole text again whenever a join might make a pair."""
+    import random
+
+    from pmc_data import tidy as t
+
+    assert t._drop_empty_brackets("a (or [ ] ) b (s [ ]ee) c (x [ ] )") == "a b c (x )"
+    assert t._drop_empty_brackets("see [ ] also (\u017f [ ]ee) c") == "see also c"  # long s
+    pieces = ["a", "and", " and ", "s", "ee", "see", "Also", "e.g.", "e", ".g.", "cf.", "x",
+              "(", ")", "[", "]", ",", ";", ".", "..", "-", "\u2013", " ", "\t", "\xa0",
+              "\n", "\u017f", "\u0130"]  # fmt: skip
+    rng = random.Random(23)
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert t._drop_empty_brackets(text) == drop_empty_brackets_by_passes(text), repr(text)
+    many = "(see [ ] ) x " * 30 + "[ , ] y " * 30  # past _FEW openings of each kind
+    assert t._drop_empty_brackets(many) == drop_empty_brackets_by_passes(many)
+
+
 def test_tidying_single_spaced_lines_skips_only_what_cannot_match():
     """The reader's paragraphs are single-spaced (collapsed) and it says so: no rule makes a
     run of blanks from such text, so skipping the pass for runs changes nothing."""
