@@ -149,7 +149,7 @@ def test_reference_lists_are_cut_before_parsing_only_where_harmless(references, 
         data = data.replace(b"</back>", b"--></back>")
     assert (reader._without_references(data) != data) is cut
     article = parse_article(data)
-    monkeypatch.setattr(reader, "_without_references", lambda whole: whole)
+    monkeypatch.setattr(reader, "_reference_list_span", lambda whole: None)
     whole = parse_article(data)
     assert (article.text, article.sections) == (whole.text, whole.sections)
     assert "Kidney. 2019" not in article.text and "Appendix A" in article.text
@@ -169,8 +169,12 @@ def test_a_malformed_reference_list_no_longer_rejects_the_article():
 
     broken = jats().replace(b"Kidney. 2019.", b"Kidney & 2019 <i>.")
     assert "Appendix A" in parse_article(broken).text
-    with pytest.raises(etree.XMLSyntaxError):
+    # the error is the whole document's (the cut one is fed to a push parser, whose message
+    # for the same fault may differ), and the thread's push parser reads the next article
+    with pytest.raises(etree.XMLSyntaxError, match="xmlParseEntityRef: no name"):
         parse_article(jats().replace(b"Statins are cheap.", b"Statins & are cheap."))
+    assert parse_article(jats()).text == parse_article(jats()).text
+    assert "Statins are cheap." in parse_article(jats()).text
 
 
 def test_options_keep_figures_tables_formulas_and_citations():

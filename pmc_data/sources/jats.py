@@ -38,10 +38,11 @@ from pmc_data.licenses import UNKNOWN, to_spdx
 from pmc_data.sources.mathml import mathml_text
 from pmc_data.tidy import collapse_utf8_whitespace, tidy, tidy_lines
 
-_PARSER = etree.XMLParser(
+_PARSER_OPTIONS = dict(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
     huge_tree=False, remove_comments=True, remove_pis=True, recover=False,
 )  # fmt: skip
+_PARSER = etree.XMLParser(**_PARSER_OPTIONS)
 
 #: Section types and titles whose content is not article text (the paper's removals).
 DROPPED_SECTION_TYPES = {
@@ -143,10 +144,16 @@ def parse_xml(data: bytes) -> etree._Element:
         if "entity" in str(exc).lower() and b"<!ENTITY" in data[:65536]:
             raise UnsafeXML(f"declares entities: {exc}") from None
         raise
+    return _checked(root, data)
+
+
+def _checked(root: etree._Element, *pieces: bytes) -> etree._Element:
+    """``root``, parsed from ``pieces`` (of a document) joined, unless it declares or
+    references entities."""
     dtd = root.getroottree().docinfo.internalDTD
     if dtd is not None and any(True for _ in dtd.iterentities()):
         raise UnsafeXML("the document declares entities (expansion is never performed)")
-    if (not _ascii_compatible(root) or _may_reference_entities(data)) and any(
+    if (not _ascii_compatible(root) or any(map(_may_reference_entities, pieces))) and any(
         isinstance(node, etree._Entity) for node in root.iter(etree.Entity)
     ):
         raise UnsafeXML("the document references undeclared entities")
@@ -459,8 +466,15 @@ def _holds_markup(data: bytes, start: int, end: int) -> bool:
 
 
 def _without_references(data: bytes) -> bytes:
-    """``data`` less its first reference list, cut as bytes before parsing: the reader drops
-    it anyway, and it is a third of a typical article's bytes and of lxml's time.
+    """``data`` less its first reference list (:func:`_reference_list_span`), ``data``
+    itself when nothing is cut."""
+    span = _reference_list_span(data)
+    return data if span is None else data[: span[0]] + data[span[1] :]
+
+
+def _reference_list_span(data: bytes) -> tuple[int, int] | None:
+    """Where ``data``'s first reference list is, to cut as bytes before parsing: the reader
+    drops it anyway, and it is a third of a typical article's bytes and of lxml's time.
 
     The span runs from the first ``<ref-list`` tag to its ``</ref-list>``: the first
     ``ref-list`` after the start tag must be that end tag (not another list's start, nor an
@@ -469,30 +483,53 @@ def _without_references(data: bytes) -> bytes:
     open where it starts or be in it. Then every ``<`` in it starts a tag and the span is
     exactly that element. The caller also parses the whole document whenever the cut one is
     not well-formed. A malformation inside the reference list thus no longer rejects an
-    article. Returns ``data`` itself when nothing is cut.
+    article. None when nothing is to be cut.
     """
     start = data.find(b"<ref-list")
     if start == -1 or data[start + 9 : start + 10] not in (b" ", b"\t", b"\r", b"\n", b">"):
-        return data
+        return None
     at = data.find(b"ref-list", start + 9)
     while at != -1 and data[at - 1 : at] not in (b"<", b"/"):  # "ref-list" as text
         at = data.find(b"ref-list", at + 8)
     if at == -1 or data[at - 2 : at] != b"</" or data[at + 8 : at + 9] != b">":
-        return data
+        return None
     end = at + 9
     if _holds_markup(data, start, end) or _markup_at(data, start):
-        return data
-    return data[:start] + data[end:]
+        return None
+    return start, end
+
+
+_PUSH_PARSERS = threading.local()
+
+
+def _parse_around(data: bytes, start: int, end: int) -> etree._Element:
+    """:func:`parse_xml` of ``data[:start] + data[end:]``, the two pieces fed to a push
+    parser (one per thread: a parser that is fed holds state) instead of joined: the copy
+    of a whole article that joining makes costs 4 % of reading it. Any syntax error is
+    raised from the pieces' parse; the caller then parses the whole document, whose errors
+    are the ones to report."""
+    parser = getattr(_PUSH_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PUSH_PARSERS.parser = etree.XMLParser(**_PARSER_OPTIONS)
+    pieces = (data[:start], data[end:])
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+        root = parser.close()
+    except etree.XMLSyntaxError:
+        _PUSH_PARSERS.parser = None  # a parser stopped mid-document is not reused
+        raise
+    return _checked(root, *pieces)
 
 
 def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
     """Parse one JATS/NLM article (bytes of ``.nxml``) into an :class:`Article`."""
     options = options or JatsOptions()
-    cut = _without_references(data)
+    span = _reference_list_span(data)
     try:
-        root = parse_xml(cut)
+        root = parse_xml(data) if span is None else _parse_around(data, *span)
     except etree.XMLSyntaxError:
-        if cut is data:
+        if span is None:
             raise
         root = parse_xml(data)  # the errors, or a cut that was not harmless, are the whole's
     if _local(root.tag) != "article":
