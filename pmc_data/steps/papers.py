@@ -14,6 +14,7 @@ and lines that begin with "o".
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pyarrow as pa
@@ -231,16 +232,28 @@ def _without_mention_items(content: str) -> str | None:
 def _drop_figure_mention(match: re.Match) -> str:
     """The bracket less the items that are figure/table references; nothing when nothing
     else was in it; the bracket as it was when no item is one."""
-    content = match.group("content")
-    if "," not in content and ";" not in content:  # one item (most are: "(Figure 1A)")
-        return "" if _is_mention(content) else match.group(0)
-    kept = _without_mention_items(content)
+    kept = _kept_of_bracket(match.group("content"))
     if kept is None:
         return match.group(0)
-    if not kept.strip():
+    if not kept:
         return ""
     whole = match.group(0)
     return whole[0] + kept + whole[-1]
+
+
+# Remembered: the same mentions come back in every paper ("Figure 1", "Fig. 2A", "Table 1",
+# "Figure 1—figure supplement 2"), and reading one costs a few microseconds where a lookup
+# costs a tenth of one. Bounded: at most this many contents of up to 200 characters.
+@functools.lru_cache(maxsize=8192)
+def _kept_of_bracket(content: str) -> str | None:
+    """What stays of a bracket's ``content`` once its figure/table references go: ``""``
+    when nothing else was in it, None when no item is one (the bracket stays as it was)."""
+    if "," not in content and ";" not in content:  # one item (most are: "(Figure 1A)")
+        return "" if _is_mention(content) else None
+    kept = _without_mention_items(content)
+    if kept is None:
+        return None
+    return kept if kept.strip() else ""
 
 
 def _drop_figure_mentions(text: str) -> str:
