@@ -268,7 +268,8 @@ class PmcOaReader(FileReader):
         if reason:
             rows.error(reason, where, _dump(record), article.license_text[:200] or None)
             return
-        if not article.text.strip() or article.text.strip() == article.title.strip():
+        text = article.text  # (joined from the blocks at each use: once here)
+        if not text.strip() or text.strip() == article.title.strip():
             rows.error("empty_article", where, _dump(record), "no abstract or body text")
             return
         if not pmcid and not article.doi:
@@ -278,7 +279,7 @@ class PmcOaReader(FileReader):
         rows.add_record(
             {
                 "id": f"{self.args.source}:{identifier}",
-                "text": article.text,
+                "text": text,
                 "license": license_,
                 "metadata": {
                     "title": article.title,
