@@ -3,6 +3,7 @@
     python benchmarks/papers.py                      # 2,000 articles, memory run on 2k and 20k
     python benchmarks/papers.py --articles 200 --scale 2
     python benchmarks/papers.py --articles 400 --scale 1 --repeats 5
+    python benchmarks/papers.py --articles 400 --scale 1 --repeats 5 --cold-caches
 
 The corpus is ``--articles`` JATS articles written to a temporary folder as ``PMC<n>.nxml``,
 copies of the real eLife articles in /work/shared/fixtures/jats (read at run time, never
@@ -107,8 +108,10 @@ SERVE = textwrap.dedent(
 OURS = SERVE + textwrap.dedent(
     """
     from pmc_data.sources.jats import parse_article
+    from pmc_data.steps import papers
     from pmc_data.steps.papers import CleanPaperText
 
+    COLD_CACHES = False  # (set by --cold-caches)
     paths = json.loads(open(sys.argv[1]).read())
     contents = []
     for path in paths:
@@ -117,6 +120,8 @@ OURS = SERVE + textwrap.dedent(
     clean = CleanPaperText()
 
     def run(i):
+        if COLD_CACHES:  # as if no article shared a bracket with another
+            papers._kept_of_bracket.cache_clear()
         return clean.transform(parse_article(contents[i]).text)
 
     serve(len(paths), run, len, lambda text: text)
@@ -596,6 +601,12 @@ def main() -> None:
         "units growing to their cap",
     )  # fmt: skip
     parser.add_argument(
+        "--cold-caches", action="store_true",
+        help="empty pmc-data's per-content caches before each article: the corpus repeats "
+        "its few real articles, which a cache of figure-mention brackets profits from as a "
+        "real corpus would only in part",
+    )  # fmt: skip
+    parser.add_argument(
         "--wait-for", default=r"benchmarks/dedup|datatrove",
         help="regex of other benchmarks' command lines to wait out before timing ('' to skip)",
     )  # fmt: skip
@@ -616,11 +627,14 @@ def main() -> None:
         )
         print(f"versions: {versions(python)}")
         print(machine())
+        if args.cold_caches:
+            print("pmc-data's per-content caches emptied before each article (--cold-caches)")
         if args.wait_for:
             wait_for_quiet(args.wait_for, 20 * 60)
 
+        ours_program = OURS.replace("COLD_CACHES = False", f"COLD_CACHES = {args.cold_caches}")
         workers = [
-            Worker("pmc-data", Path(sys.executable), OURS, corpus, tmp),
+            Worker("pmc-data", Path(sys.executable), ours_program, corpus, tmp),
             Worker("pubmed_parser", python, PEER, corpus, tmp),
         ]
         ours, peer = timed_runs(workers, len(corpus.paths), args.repeats, args.chunks)
