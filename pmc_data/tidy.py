@@ -61,7 +61,7 @@ _TWO_DOTS = re.compile(r"\.\.")
 _MAY_OPEN = "([,;\u2013\u2014-" + "".join(
     {c for word in _FILLERS for c in word[-1] + word[-1].upper()}
 )
-_MAY_CLOSE = ")],;\u2013\u2014-" + "".join(
+_MAY_CLOSE = ")],;\u2013\u2014-\u017f\u0130\u0131" + "".join(  # (long s, dotted/dotless i)
     {c for word in _FILLERS for c in word[0] + word[0].upper()}
 )
 #: What ``\s`` and ``str.isspace`` call whitespace, less the line break.
@@ -343,16 +343,20 @@ def _pair_across_a_join(text: str, pieces: list[str]) -> bool:
     a new one can be (a pair inside a piece was one before, and went). Looked for from the
     last opening bracket before each join, reached over characters a pair can hold: the
     common "(or [ ] )" costs no second pass over the whole text."""
-    at = 0
+    start = 0  # where the piece before the join starts (0, or the previous join)
     for piece in pieces[:-1]:
-        at += len(piece)
-        opening = at - 1
-        while opening >= 0 and text[opening] in _PAIR_CONTENT:
+        join = start + len(piece)
+        # Back to the piece's start at most: past it, the walk from the previous join went
+        # on, and what it found is no pair across that join, so none across this one (one
+        # match from one bracket). Each character is walked over once: linear in the text.
+        opening = join - 1
+        while opening >= start and text[opening] in _PAIR_CONTENT:
             opening -= 1
-        if opening >= 0 and text[opening] in "([":
+        if opening >= start and text[opening] in "([":
             match = _EMPTY_BRACKETS[text[opening] == "["].match(text, opening)
-            if match is not None and match.end() > at:
+            if match is not None and match.end() > join:
                 return True
+        start = join
     return False
 
 

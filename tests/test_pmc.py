@@ -177,6 +177,28 @@ def test_a_malformed_reference_list_no_longer_rejects_the_article():
     assert "Statins are cheap." in parse_article(jats()).text
 
 
+def test_the_push_parser_reads_what_the_whole_document_parse_reads(monkeypatch):
+    """The article less its reference list is fed to a push parser in two pieces (one per
+    thread). Pieces too large to feed at once are joined and parsed whole; a parser stopped
+    mid-document by any exception is dropped, never given the next article."""
+    from pmc_data.sources import jats as reader
+
+    expected = parse_article(jats())
+    monkeypatch.setattr(reader, "_MOST_FED", 100)  # every piece "too large"
+    assert parse_article(jats()).blocks == expected.blocks
+    monkeypatch.undo()
+
+    class Interrupted:
+        def feed(self, data):
+            raise KeyboardInterrupt
+
+    reader._PUSH_PARSERS.parser = Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        parse_article(jats())
+    assert reader._PUSH_PARSERS.parser is None
+    assert parse_article(jats()).blocks == expected.blocks
+
+
 def test_options_keep_figures_tables_formulas_and_citations():
     options = JatsOptions(
         figures="keep", tables="keep", formulas="text", citations=True, sub_articles=True
@@ -643,6 +665,13 @@ def test_empty_brackets_found_once_and_again_only_across_a_join():
         assert t._drop_empty_brackets(text) == drop_empty_brackets_by_passes(text), repr(text)
     many = "(see [ ] ) x " * 30 + "[ , ] y " * 30  # past _FEW openings of each kind
     assert t._drop_empty_brackets(many) == drop_empty_brackets_by_passes(many)
+    # long runs of holes between characters a pair can hold: each join's walk back stops at
+    # the previous join (walking to the bracket from every join took seconds: quadratic)
+    for runs in ("see [] " * 5000, "and ( ) " * 5000, "refs " + "[], " * 3000 + "done."):
+        assert t._drop_empty_brackets(runs) == drop_empty_brackets_by_passes(runs)
+    # a filler's case-insensitive forms after a hole: tidying twice changes nothing
+    for text in ("a ( [ ]\u017fee) b", "a ( [ ]\u0130.e.) b", "a ( [ ]\u0131.e.) b"):
+        assert t.tidy(t.tidy(text)) == t.tidy(text) == "a b", text
 
 
 def test_tidying_single_spaced_lines_skips_only_what_cannot_match():

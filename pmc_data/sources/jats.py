@@ -508,18 +508,28 @@ def _parse_around(data: bytes, start: int, end: int) -> etree._Element:
     of a whole article that joining makes costs 4 % of reading it. Any syntax error is
     raised from the pieces' parse; the caller then parses the whole document, whose errors
     are the ones to report."""
+    pieces = (data[:start], data[end:])
+    if max(map(len, pieces)) > _MOST_FED:
+        return parse_xml(b"".join(pieces))
     parser = getattr(_PUSH_PARSERS, "parser", None)
     if parser is None:
         parser = _PUSH_PARSERS.parser = etree.XMLParser(**_PARSER_OPTIONS)
-    pieces = (data[:start], data[end:])
     try:
         for piece in pieces:
             parser.feed(piece)
         root = parser.close()
-    except etree.XMLSyntaxError:
-        _PUSH_PARSERS.parser = None  # a parser stopped mid-document is not reused
+    except BaseException:
+        # A parser stopped mid-document (a syntax error, or an interrupt between feeds) is
+        # never reused: its next document would be read as the rest of this one.
+        _PUSH_PARSERS.parser = None
         raise
     return _checked(root, *pieces)
+
+
+#: The most bytes fed at once: libxml2 refuses a chunk of over 10,000,000 bytes where
+#: ``huge_tree`` is off ("Buffer size limit exceeded"); a larger piece is joined and parsed
+#: as the whole is.
+_MOST_FED = 8 << 20
 
 
 def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
