@@ -161,3 +161,24 @@ def test_front_matter_read_as_written():
     # license texts first, copyright statements after, whatever their order in the file
     assert parsed.license_text == "open-access"
     assert parsed.license == "CC-BY-NC-4.0"
+
+
+def test_a_narrative_citation_keeps_its_names_and_loses_its_year():
+    """"as described in Theobald and Wuttke (2005)." is a sentence with its object: the names
+    stay, the year goes (as ``clean_paper_text`` does with a text citation); a parenthetical
+    or numeric citation goes whole; ``citations: true`` keeps everything."""
+    data = article(
+        '<p>Distances were computed as described in <xref ref-type="bibr" rid="b1">Theobald'
+        ' and Wuttke (2005)</xref>. <xref ref-type="bibr" rid="b2">Smith et al. (2020a)</xref>'
+        ' showed it (<xref ref-type="bibr" rid="b3">Lee, 2019</xref>), as did others'
+        '<sup><xref ref-type="bibr" rid="b4">4</xref></sup>.</p>'
+    )
+    assert parse_article(data).blocks == [
+        "Distances were computed as described in Theobald and Wuttke. Smith et al. showed it,"
+        " as did others."
+    ]
+    kept = parse_article(data, JatsOptions(citations=True)).blocks
+    assert kept == [
+        "Distances were computed as described in Theobald and Wuttke (2005). Smith et al."
+        " (2020a) showed it (Lee, 2019), as did others4."
+    ]

@@ -80,7 +80,9 @@ class JatsOptions:
     appendices: bool = True
     #: Keep ``sub-article`` elements (peer reviews, author responses, translations).
     sub_articles: bool = False
-    #: Keep bibliographic citation xrefs ([1], superscript numbers).
+    #: Keep bibliographic citation xrefs ([1], superscript numbers). Left out, a narrative
+    #: one keeps its names: "as described in Theobald and Wuttke (2005)." -> "as described
+    #: in Theobald and Wuttke." (a parenthetical "(Lee, 2019)" goes whole).
     citations: bool = False
 
 

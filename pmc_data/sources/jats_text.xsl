@@ -279,9 +279,15 @@
        space. -->
   <xsl:template match="&omitted; | fig | fig-group | table-wrap | table-wrap-group | boxed-text"
                 mode="inline"/>
+  <!-- Of a narrative citation, "Theobald and Wuttke (2005)", a part of its sentence ("as
+       described in ...", "... showed that"), the names stay and the year goes, as
+       clean_paper_text does with one in text; "(Smith et al., 2020)" and "3" go whole. -->
   <xsl:template match="&citation;"
                 mode="inline">
-    <xsl:if test="$citations"><xsl:apply-templates mode="inline"/></xsl:if>
+    <xsl:choose>
+      <xsl:when test="$citations"><xsl:apply-templates mode="inline"/></xsl:when>
+      <xsl:otherwise><xsl:value-of select="substring-before(., '(')"/></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
   <xsl:template match="inline-formula" mode="inline">
     <xsl:call-template name="formula"/>
