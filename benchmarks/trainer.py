@@ -239,11 +239,17 @@ def hf_worker(config_path: str, result: str, compile_: bool, fsdp_on: bool, bf16
         def _get_train_sampler(self, *_, **__):
             return SequentialSampler(self.train_dataset)
 
-    InOrder(model=model, args=arguments, train_dataset=dataset, callbacks=[Timer()]).train()
+    trainer = InOrder(model=model, args=arguments, train_dataset=dataset, callbacks=[Timer()])
+    if fsdp_on and not trainer.is_fsdp_enabled:  # the peer must be what the issue names
+        raise SystemExit("the HF Trainer did not enable FSDP (accelerate shards on GPUs only)")
+    trainer.train()
     if int(os.environ.get("RANK", 0)) == 0:
         times = [b - a for a, b in itertools.pairwise(ends)]
         memory = metrics.memory_gib(torch.device(device))
-        Path(result).write_text(json.dumps({"step_times": times, "memory_gib": memory}))
+        wrapped = type(trainer.model_wrapped).__name__  # e.g. FSDPLlamaForCausalLM, DDP
+        Path(result).write_text(
+            json.dumps({"step_times": times, "memory_gib": memory, "wrapped": wrapped})
+        )
 
 
 def versions() -> str:
@@ -304,6 +310,9 @@ def main() -> None:
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.hf_fsdp = args.hf_fsdp == "on" or (args.hf_fsdp == "auto" and args.device == "cuda")
+    if args.hf_fsdp and args.device == "cpu" and not args.worker:
+        parser.error("--hf-fsdp on needs --device cuda: accelerate applies FSDP to GPUs only "
+                     "(on CPU the HF Trainer would run plain DDP)")  # fmt: skip
     if args.worker:  # given the dtype main() resolved: the worker is not told the device
         hf_worker(args.worker, args.result, args.compile == "both", args.hf_fsdp,
                   args.dtype == "bf16")  # fmt: skip
@@ -388,6 +397,8 @@ def main() -> None:
             print(row)
     ours_rate, hf_rate = rates.values()
     print(f"\nratio (median tokens/s, ours / HF Trainer): **{ours_rate / hf_rate:.2f}x**")
+    wrapped = json.loads((work / "hf.json").read_text()).get("wrapped")
+    print(f"the HF Trainer's model, as it trained: {wrapped}")
 
 
 if __name__ == "__main__":
