@@ -182,3 +182,21 @@ def test_a_narrative_citation_keeps_its_names_and_loses_its_year():
         "Distances were computed as described in Theobald and Wuttke (2005). Smith et al."
         " (2020a) showed it (Lee, 2019), as did others4."
     ]
+
+
+@pytest.mark.parametrize(
+    ("citation", "kept"),
+    [
+        ("Jones et al. (2012, 2013)", "Jones et al."),
+        ("Smith (2001a)", "Smith"),
+        ("(Smith et al., 2020)", ""),  # a parenthetical written inside its xref
+        ("Smith et al., 2020 (review)", ""),  # no year in the parentheses: not narrative
+        ("Smith et al. (in press)", ""),
+        ("12", ""),
+    ],
+)
+def test_only_names_before_a_parenthesised_year_are_kept(citation, kept):
+    """A narrative citation is names, then a year in parentheses; anything else goes whole."""
+    xref = f'<xref ref-type="bibr" rid="b1">{citation}</xref>'
+    data = article(f"<p>As shown by {xref}, it works.</p>")
+    assert parse_article(data).blocks == [f"As shown by {kept}, it works.".replace(" ,", ",")]

@@ -81,8 +81,9 @@ class JatsOptions:
     #: Keep ``sub-article`` elements (peer reviews, author responses, translations).
     sub_articles: bool = False
     #: Keep bibliographic citation xrefs ([1], superscript numbers). Left out, a narrative
-    #: one keeps its names: "as described in Theobald and Wuttke (2005)." -> "as described
-    #: in Theobald and Wuttke." (a parenthetical "(Lee, 2019)" goes whole).
+    #: one (names, then a year in parentheses) keeps its names: "as described in Theobald
+    #: and Wuttke (2005)." -> "as described in Theobald and Wuttke."; "(Lee, 2019)" and
+    #: "[3]" go whole.
     citations: bool = False
 
 

@@ -281,12 +281,16 @@
                 mode="inline"/>
   <!-- Of a narrative citation, "Theobald and Wuttke (2005)", a part of its sentence ("as
        described in ...", "... showed that"), the names stay and the year goes, as
-       clean_paper_text does with one in text; "(Smith et al., 2020)" and "3" go whole. -->
+       clean_paper_text does with one in text: what comes before a "(" that a year follows.
+       "(Smith et al., 2020)", "Lee, 2019" and "3" go whole. -->
   <xsl:template match="&citation;"
                 mode="inline">
     <xsl:choose>
       <xsl:when test="$citations"><xsl:apply-templates mode="inline"/></xsl:when>
-      <xsl:otherwise><xsl:value-of select="substring-before(., '(')"/></xsl:otherwise>
+      <xsl:when test="contains(., '(') and contains(translate(substring-after(., '('),
+                      '0123456789', '##########'), '####')">
+        <xsl:value-of select="substring-before(., '(')"/>
+      </xsl:when>
     </xsl:choose>
   </xsl:template>
   <xsl:template match="inline-formula" mode="inline">
