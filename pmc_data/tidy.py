@@ -361,6 +361,7 @@ def _pair_across_a_join(text: str, pieces: list[str]) -> bool:
 
 
 def _spans(pattern: re.Pattern, text: str) -> Iterable[tuple[int, int]]:
+    """``(start, end)`` of each match of ``pattern`` in ``text``, leftmost first."""
     return (match.span() for match in pattern.finditer(text))
 
 
