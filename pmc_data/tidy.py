@@ -25,10 +25,22 @@ _FILLER = "|".join(re.escape(word) for word in _FILLERS)
 # Each pattern of a pair starts with one literal character, which the regex engine finds
 # several times faster than a character class (no match can hold another opening bracket,
 # so two passes find what one would).
-# The lookahead is a cheap test of the character after the bracket (most brackets open
-# with a word or a number no filler starts like; case-insensitive matching takes "\u017f"
-# for an "s", "\u0130" and "\u0131" for an "i"), before the alternation runs.
-_AFTER_BRACKET = r"(?=[^\S\n]|[,;\u2013\u2014\-)\]aAoOsSeEcCiI\u017f\u0130\u0131])"
+#: What case-insensitive matching takes for a filler's letters besides their two cases: the
+#: long s for an "s", the dotted and dotless capital and small i for an "i".
+_CASE_FOLDS = "\u017f\u0130\u0131"
+#: How an empty pair can end on the left of a removed one, and start on its right.
+_MAY_OPEN = "([,;\u2013\u2014-" + "".join(
+    {c for word in _FILLERS for c in word[-1] + word[-1].upper()}
+)
+_MAY_CLOSE = (
+    ")],;\u2013\u2014-"
+    + _CASE_FOLDS
+    + "".join({c for word in _FILLERS for c in word[0] + word[0].upper()})
+)
+# The lookahead is a cheap test of the character after the bracket, before the alternation
+# runs (most brackets open with a word or a number no filler starts like): a blank, or what
+# may start the rest of an empty pair.
+_AFTER_BRACKET = rf"(?=[^\S\n]|[{re.escape(_MAY_CLOSE)}])"
 _EMPTY_BRACKETS = tuple(
     re.compile(rf"\{opening}{_AFTER_BRACKET}(?:[^\S\n]|[,;\u2013\u2014-]|(?i:{_FILLER}))*[)\]]")
     for opening in "(["
@@ -57,20 +69,13 @@ _ABBREVIATION_DOT = re.compile(r"\b(et al|etc)\.\.(?!\.)")
 # What _ABBREVIATION_DOT needs: found by the regex engine (a two-character str.find is
 # slower than its literal-prefix search).
 _TWO_DOTS = re.compile(r"\.\.")
-#: How an empty pair can end on the left of a removed one, and start on its right.
-_MAY_OPEN = "([,;\u2013\u2014-" + "".join(
-    {c for word in _FILLERS for c in word[-1] + word[-1].upper()}
-)
-_MAY_CLOSE = ")],;\u2013\u2014-\u017f\u0130\u0131" + "".join(  # (long s, dotted/dotless i)
-    {c for word in _FILLERS for c in word[0] + word[0].upper()}
-)
 #: What ``\s`` and ``str.isspace`` call whitespace, less the line break.
 BLANKS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"  # noqa: E501
 #: Every character an empty pair can hold between its brackets (a superset: the pattern
 #: decides): blanks, separators, and the letters of the fillers in either case, with those
-#: case-insensitive matching takes for them (the long s, the dotted and dotless i).
+#: case-insensitive matching takes for them.
 _PAIR_CONTENT = frozenset(
-    f"{BLANKS},;\u2013\u2014-{''.join(_FILLERS)}{''.join(_FILLERS).upper()}\u017f\u0130\u0131"
+    f"{BLANKS},;\u2013\u2014-{''.join(_FILLERS)}{''.join(_FILLERS).upper()}{_CASE_FOLDS}"
 )
 
 

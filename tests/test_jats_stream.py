@@ -164,7 +164,7 @@ def test_front_matter_read_as_written():
 
 
 def test_a_narrative_citation_keeps_its_names_and_loses_its_year():
-    """"as described in Theobald and Wuttke (2005)." is a sentence with its object: the names
+    """A sentence keeps the object of "as described in Theobald and Wuttke (2005).": the names
     stay, the year goes (as ``clean_paper_text`` does with a text citation); a parenthetical
     or numeric citation goes whole; ``citations: true`` keeps everything."""
     data = article(

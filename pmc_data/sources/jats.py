@@ -468,13 +468,6 @@ def _holds_markup(data: bytes, start: int, end: int) -> bool:
     return False
 
 
-def _without_references(data: bytes) -> bytes:
-    """``data`` less its first reference list (:func:`_reference_list_span`), ``data``
-    itself when nothing is cut."""
-    span = _reference_list_span(data)
-    return data if span is None else data[: span[0]] + data[span[1] :]
-
-
 def _reference_list_span(data: bytes) -> tuple[int, int] | None:
     """Where ``data``'s first reference list is, to cut as bytes before parsing: the reader
     drops it anyway, and it is a third of a typical article's bytes and of lxml's time.
