@@ -108,48 +108,52 @@ REFS = (
 @pytest.mark.parametrize(
     ("references", "cut"),
     [
-        (REFS, True),  # the common case: cut before parsing
+        (REFS, 1),  # the common case: its content is cut before parsing
         # a comment open where "<ref-list" stands: it is text, nothing is cut
-        (f"<!-- {REFS}", False),
-        # not cut: a span holding another list's start, a comment, or an end tag written
-        # "</ref-list >" could run past its own end, over what lies between
-        ('<ref-list><ref-list><ref id="b1"/></ref-list></ref-list>', False),
-        ('<ref-list><!-- </ref-list> --><ref id="b1"/></ref-list>', False),
+        (f"<!-- {REFS}", 0),
+        # a span holding another list's start, or touching a comment, is not cut (a list
+        # inside a list: the inner one is); where a list's end tag is written
+        # "</ref-list >", the span of the first list runs on to the next list's end and
+        # holds its start: the first is not cut, the next one is
+        ('<ref-list><ref-list><ref id="b1"/></ref-list></ref-list>', 1),
+        ('<ref-list><!-- </ref-list> --><ref id="b1"/></ref-list>', 0),
         (
             '<ref-list content-type="none" /><app-group><app><title>Early</title><p>E.</p></app>'
             f"</app-group>{REFS}",
-            False,
+            1,
         ),
         (
             '<ref-list><ref id="b0"/></ref-list ><app-group><app><title>Early</title><p>E.</p>'
             f"</app></app-group>{REFS}",
-            False,
+            1,
         ),
         (
             "<ref-list><!-- </ref-list><app-group><app><title>Old</title><p>Commented.</p></app>"
             '</app-group><ref-list> --><ref id="b1"/></ref-list>',
-            False,
+            0,
         ),
-        # not cut: a processing instruction open where it stands, a CDATA section in it
-        (f"<?note {REFS} ?>{REFS}", False),
+        # a processing instruction open where one stands, a CDATA section in one
+        (f"<?note {REFS} ?>{REFS}", 1),
         (
             '<ref-list><ref id="b1"><mixed-citation><![CDATA[a < b]]></mixed-citation></ref>'
             "</ref-list>",
-            False,
+            0,
         ),
     ],
 )
 def test_reference_lists_are_cut_before_parsing_only_where_harmless(references, cut, monkeypatch):
-    """The reader drops reference lists, so the first one is cut from the bytes before
-    parsing (a third of lxml's time); the article is the same as when parsed whole."""
+    """The reader drops reference lists, so their contents are cut from the bytes before
+    parsing (a third of lxml's time, see pmc_data/sources/unread.py); the article is the
+    same as when parsed whole."""
     from pmc_data.sources import jats as reader
 
     data = jats().replace(REFS.encode(), references.encode())
     if references.startswith("<!--"):
         data = data.replace(b"</back>", b"--></back>")
-    assert (reader._reference_list_span(data) is not None) is cut
+    spans = reader.unread_contents(data, *reader._unread(JatsOptions()))
+    assert sum(b"<ref id=" in data[start:end] for start, end in spans) == cut
     article = parse_article(data)
-    monkeypatch.setattr(reader, "_reference_list_span", lambda whole: None)
+    monkeypatch.setattr(reader, "unread_contents", lambda *args: [])
     whole = parse_article(data)
     assert (article.text, article.sections) == (whole.text, whole.sections)
     assert "Kidney. 2019" not in article.text and "Appendix A" in article.text
@@ -178,7 +182,7 @@ def test_a_malformed_reference_list_no_longer_rejects_the_article():
 
 
 def test_the_push_parser_reads_what_the_whole_document_parse_reads(monkeypatch):
-    """The article less its reference list is fed to a push parser in two pieces (one per
+    """The article less what is cut from it is fed to a push parser in pieces (one per
     thread). Pieces too large to feed at once are joined and parsed whole; a parser stopped
     mid-document by any exception is dropped, never given the next article."""
     from pmc_data.sources import jats as reader

@@ -36,6 +36,7 @@ from lxml import etree
 
 from pmc_data.licenses import UNKNOWN, to_spdx
 from pmc_data.sources.mathml import mathml_text
+from pmc_data.sources.unread import unread_contents
 from pmc_data.tidy import collapse_utf8_whitespace, tidy, tidy_lines
 
 _PARSER_OPTIONS = dict(
@@ -156,9 +157,11 @@ def _checked(root: etree._Element, *pieces: bytes) -> etree._Element:
     dtd = root.getroottree().docinfo.internalDTD
     if dtd is not None and any(True for _ in dtd.iterentities()):
         raise UnsafeXML("the document declares entities (expansion is never performed)")
-    if (not _ascii_compatible(root) or any(map(_may_reference_entities, pieces))) and any(
-        isinstance(node, etree._Entity) for node in root.iter(etree.Entity)
-    ):
+    if (
+        not _ascii_compatible(root)
+        # (a "&" is a memchr away; most pieces of a cut document hold none)
+        or any(_may_reference_entities(piece) for piece in pieces if b"&" in piece)
+    ) and any(isinstance(node, etree._Entity) for node in root.iter(etree.Entity)):
         raise UnsafeXML("the document references undeclared entities")
     return root
 
@@ -440,71 +443,41 @@ def _path(frames: list[tuple[str, bool, bool]]) -> list[str]:
     return path[::-1]
 
 
-def _markup_at(data: bytes, start: int) -> bool:
-    """Whether a comment, CDATA section or processing instruction is open at ``start``.
-
-    Every ``<!`` and ``<?`` before it is looked at, found from its second byte with
-    single-byte searches (C ``memrchr``), which a long document makes much faster than
-    searching for the openers themselves."""
-    for mark, kinds in ((b"!", ((b"--", b"-->"), (b"[CDATA[", b"]]>"))), (b"?", ((b"", b"?>"),))):
-        at = data.rfind(mark, 0, start)
-        while at > 0:
-            if data[at - 1 : at] == b"<":
-                for rest, closing in kinds:
-                    if data.startswith(rest, at + 1) and data.find(closing, at + 1, start) == -1:
-                        return True
-            at = data.rfind(mark, 0, at)
-    return False
+#: What the stylesheet never reads, in any mode (its ``&omitted;``): cut from the bytes
+#: wherever it is (:func:`unread_contents`'s groups of names).
+_NEVER_READ = ((b"ref-list",), (b"supplementary-material",))
+#: Figures and tables: never read when both are dropped and formulae are placeholders (a
+#: formula's text would hold the text of a figure inside it). Searched for first: what
+#: they hold (supplementary material in a figure's caption) is not searched for again.
+_FLOATS = ((b"fig-group", b"fig"), (b"table-wrap-group", b"table-wrap"))
 
 
-def _holds_markup(data: bytes, start: int, end: int) -> bool:
-    """Whether ``data[start:end]`` holds a ``<!`` or ``<?`` (single-byte searches too)."""
-    for mark in (b"!", b"?"):
-        at = data.find(mark, start, end)
-        while at != -1:
-            if data[at - 1 : at] == b"<":
-                return True
-            at = data.find(mark, at + 1, end)
-    return False
-
-
-def _reference_list_span(data: bytes) -> tuple[int, int] | None:
-    """Where ``data``'s first reference list is, to cut as bytes before parsing: the reader
-    drops it anyway, and it is a third of a typical article's bytes and of lxml's time.
-
-    The span runs from the first ``<ref-list`` tag to its ``</ref-list>``: the first
-    ``ref-list`` after the start tag must be that end tag (not another list's start, nor an
-    end tag written ``</ref-list >``, which could carry the span on to a later list's end,
-    over what lies between), and no comment, CDATA section or processing instruction may be
-    open where it starts or be in it. Then every ``<`` in it starts a tag and the span is
-    exactly that element. The caller also parses the whole document whenever the cut one is
-    not well-formed. A malformation inside the reference list thus no longer rejects an
-    article. None when nothing is to be cut.
-    """
-    start = data.find(b"<ref-list")
-    if start == -1 or data[start + 9 : start + 10] not in (b" ", b"\t", b"\r", b"\n", b">"):
-        return None
-    at = data.find(b"ref-list", start + 9)
-    while at != -1 and data[at - 1 : at] not in (b"<", b"/"):  # "ref-list" as text
-        at = data.find(b"ref-list", at + 8)
-    if at == -1 or data[at - 2 : at] != b"</" or data[at + 8 : at + 9] != b">":
-        return None
-    end = at + 9
-    if _holds_markup(data, start, end) or _markup_at(data, start):
-        return None
-    return start, end
+def _unread(options: JatsOptions) -> tuple[tuple[tuple[bytes, ...], ...], tuple[bytes, ...]]:
+    """What ``options`` never read: the names cut anywhere, and those cut where they are
+    the root's last children (sub-articles, unless kept; the floats group, whose figures
+    and tables are all the stylesheet reads of it)."""
+    floats = (options.figures, options.tables, options.formulas) == ("drop", "drop", "placeholder")
+    anywhere = (_FLOATS if floats else ()) + _NEVER_READ
+    trailing = (() if options.sub_articles else (b"sub-article",)) + (
+        (b"floats-group",) if floats else ()
+    )
+    return anywhere, trailing
 
 
 _PUSH_PARSERS = threading.local()
 
 
-def _parse_around(data: bytes, start: int, end: int) -> etree._Element:
-    """:func:`parse_xml` of ``data[:start] + data[end:]``, the two pieces fed to a push
-    parser (one per thread: a parser that is fed holds state) instead of joined: the copy
-    of a whole article that joining makes costs 4 % of reading it. Any syntax error is
-    raised from the pieces' parse; the caller then parses the whole document, whose errors
-    are the ones to report."""
-    pieces = (data[:start], data[end:])
+def _parse_without(data: bytes, spans: list[tuple[int, int]]) -> etree._Element:
+    """:func:`parse_xml` of ``data`` less ``spans``, its pieces fed to a push parser (one per
+    thread: a parser that is fed holds state) instead of joined: the copy of a whole
+    article that joining makes costs 4 % of reading it. A syntax error is raised from the
+    pieces' parse; the caller then parses the whole document, whose errors are the ones to
+    report."""
+    pieces, done = [], 0
+    for start, end in spans:
+        pieces.append(data[done:start])
+        done = end
+    pieces.append(data[done:])
     if max(map(len, pieces)) > _MOST_FED:
         return parse_xml(b"".join(pieces))
     parser = getattr(_PUSH_PARSERS, "parser", None)
@@ -529,15 +502,26 @@ _MOST_FED = 8 << 20
 
 
 def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
-    """Parse one JATS/NLM article (bytes of ``.nxml``) into an :class:`Article`."""
+    """Parse one JATS/NLM article (bytes of ``.nxml``) into an :class:`Article`.
+
+    What ``options`` never read (reference lists, figures and tables that are dropped,
+    sub-articles...) is cut from the bytes first where that is provably harmless
+    (:mod:`pmc_data.sources.unread`), and lxml parses the rest: the article is the one
+    read from the whole document, which is parsed instead whenever the cut one is not
+    well-formed."""
     options = options or JatsOptions()
-    span = _reference_list_span(data)
-    try:
-        root = parse_xml(data) if span is None else _parse_around(data, *span)
-    except etree.XMLSyntaxError:
-        if span is None:
-            raise
-        root = parse_xml(data)  # the errors, or a cut that was not harmless, are the whole's
+    root = None
+    spans = unread_contents(data, *_unread(options))
+    if spans:
+        try:
+            root = _parse_without(data, spans)
+        except etree.XMLSyntaxError:
+            pass  # the errors, or a cut that was not harmless, are the whole's
+        else:
+            if not _ascii_compatible(root):
+                root = None  # the bytes searched were not its characters
+    if root is None:
+        root = parse_xml(data)
     if _local(root.tag) != "article":
         raise ValueError(f"root element is <{_local(root.tag)}>, not <article>")
     article = Article(article_type=root.get("article-type"))

@@ -22,6 +22,10 @@
   citation: a bibliographic xref, or a superscript or subscript holding nothing but such
   xrefs and the punctuation between them ("<sup><xref ref-type="bibr">3</xref>,...</sup>");
   the reader keeps them when its option `citations` is on.
+  unread: the elements whose content the reader may cut from the bytes before parsing
+  (pmc_data/sources/unread.py), wherever they are. No mode reads it, and where text is read
+  as a string (a citation's names, the journal title, the license), mode "kept-text" reads
+  it without theirs: the article is the same whether they were cut or not.
 -->
 <!DOCTYPE xsl:stylesheet [
   <!ENTITY may-nest "*[*]">
@@ -33,6 +37,10 @@
   <!ENTITY citation "xref[@ref-type = 'bibr'] | sup[&only-citations;] | sub[&only-citations;]">
   <!ENTITY is-citation "self::xref[@ref-type = 'bibr'] or self::sup[&only-citations;]
     or self::sub[&only-citations;]">
+  <!ENTITY unread "ref-list | supplementary-material | fig-group | fig | table-wrap-group
+    | table-wrap">
+  <!ENTITY is-unread "self::ref-list or self::supplementary-material or self::fig-group
+    or self::fig or self::table-wrap-group or self::table-wrap">
 ]>
 <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
                 xmlns:xlink="http://www.w3.org/1999/xlink">
@@ -80,7 +88,8 @@
   <!-- meta: identifiers, journal, years and license candidates, before "#" (the reader
        reads them as they are, without collapsing their whitespace). A text piece is an
        element's first child if that is text (lxml's `.text`); the license's own elements
-       are matched in any namespace (ali:license_ref). -->
+       are matched in any namespace (ali:license_ref). None is looked for inside &unread;
+       (as if cut, which it may be). -->
   <xsl:template match="*" mode="meta">
     <xsl:value-of select="$m"/><xsl:text>M</xsl:text>
     <xsl:for-each select="article-id">
@@ -88,8 +97,8 @@
       <xsl:value-of select="$m"/><xsl:text>v</xsl:text>
       <xsl:value-of select="node()[1][self::text()]"/>
     </xsl:for-each>
-    <xsl:for-each select="(/*/front/journal-meta//journal-title)[1]">
-      <xsl:value-of select="$m"/><xsl:text>j</xsl:text><xsl:value-of select="."/>
+    <xsl:for-each select="(/*/front/journal-meta//journal-title[not(ancestor::*[&is-unread;])])[1]">
+      <xsl:value-of select="$m"/><xsl:text>j</xsl:text><xsl:apply-templates mode="kept-text"/>
     </xsl:for-each>
     <xsl:for-each select="pub-date/year">
       <xsl:value-of select="$m"/><xsl:text>y</xsl:text>
@@ -98,7 +107,8 @@
     <xsl:for-each select="permissions[1]">
       <!-- in the order of the reader's candidates: license references and attributes, then
            license texts, then copyright statements -->
-      <xsl:for-each select="descendant::*[local-name() = 'license_ref' or local-name() = 'license']">
+      <xsl:for-each select="descendant::*[local-name() = 'license_ref' or local-name() = 'license']
+                            [not(ancestor::*[&is-unread;])]">
         <xsl:value-of select="$m"/><xsl:text>r</xsl:text>
         <xsl:choose>
           <xsl:when test="local-name() = 'license_ref'">
@@ -110,10 +120,12 @@
           </xsl:otherwise>
         </xsl:choose>
       </xsl:for-each>
-      <xsl:for-each select="descendant::*[local-name() = 'license-p' or local-name() = 'license']">
+      <xsl:for-each select="descendant::*[local-name() = 'license-p' or local-name() = 'license']
+                            [not(ancestor::*[&is-unread;])]">
         <xsl:call-template name="words"/>
       </xsl:for-each>
-      <xsl:for-each select="descendant::*[local-name() = 'copyright-statement']">
+      <xsl:for-each select="descendant::*[local-name() = 'copyright-statement']
+                            [not(ancestor::*[&is-unread;])]">
         <xsl:call-template name="words"/>
       </xsl:for-each>
     </xsl:for-each>
@@ -122,8 +134,13 @@
   <!-- Every text node of an element, each after a space (the reader normalises them). -->
   <xsl:template name="words">
     <xsl:value-of select="$m"/><xsl:text>n</xsl:text>
-    <xsl:for-each select=".//text()"><xsl:text> </xsl:text><xsl:value-of select="."/></xsl:for-each>
+    <xsl:apply-templates mode="words"/>
   </xsl:template>
+  <xsl:template match="text()" mode="words"><xsl:text> </xsl:text><xsl:value-of select="."/></xsl:template>
+  <xsl:template match="&unread;" mode="words"/>
+
+  <!-- kept-text: an element's text, as its string value but for the text of &unread;. -->
+  <xsl:template match="&unread;" mode="kept-text"/>
 
   <!-- block: the children of a body, section, abstract or box. -->
   <xsl:template match="*" mode="block"/>
@@ -287,9 +304,14 @@
                 mode="inline">
     <xsl:choose>
       <xsl:when test="$citations"><xsl:apply-templates mode="inline"/></xsl:when>
-      <xsl:when test="contains(., '(') and contains(translate(substring-after(., '('),
-                      '0123456789', '##########'), '####')">
-        <xsl:value-of select="substring-before(., '(')"/>
+      <!-- (a "(" in the whole text is needed for one in the text kept: the common citation
+           costs one test, as before) -->
+      <xsl:when test="contains(., '(')">
+        <xsl:variable name="text"><xsl:apply-templates mode="kept-text"/></xsl:variable>
+        <xsl:if test="contains(translate(substring-after($text, '('), '0123456789', '##########'),
+                      '####')">
+          <xsl:value-of select="substring-before($text, '(')"/>
+        </xsl:if>
       </xsl:when>
     </xsl:choose>
   </xsl:template>
