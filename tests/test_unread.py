@@ -56,9 +56,10 @@ def same_as_whole(data: bytes, options: JatsOptions, monkeypatch) -> bool:
 def test_what_the_default_options_never_read_is_cut():
     data = jats()
     contents = cut(data)
-    # the figure in a paragraph, the table, the reference list, the floats group and the
-    # sub-article: their contents, their own tags kept
+    # the author list, the figure in a paragraph, the table, the reference list, the floats
+    # group and the sub-article: their contents, their own tags kept
     assert [c[:25] for c in contents] == [
+        b'<contrib contrib-type="au',
         b"<label>Figure 1</label><c",
         b"<label>Table 1</label><ca",
         b'<ref id="b1"><mixed-citat',
@@ -211,8 +212,25 @@ def test_text_read_as_a_string_leaves_out_what_may_be_cut(monkeypatch):
         assert same_as_whole(data, options, monkeypatch)
 
 
+def test_front_matter_the_paper_removes_is_never_read_wherever_it_stands(monkeypatch):
+    """Author lists, affiliations, author notes and funding are cut from the front matter,
+    and left out where they stand elsewhere too (in a paragraph, a formula's text)."""
+    data = jats().replace(
+        b"<p>Doses were 5 mg/kg.</p>",
+        b"<p>Doses were 5 mg/kg.<aff>Dept. of Nephrology</aff><author-notes>Equal.</author-notes>"
+        b"<inline-formula>x<funding-group>Grant 7</funding-group></inline-formula></p>",
+    )
+    assert any(b"jane.doe" in c for c in cut(data))
+    for options in OPTIONS:
+        text = parse_article(data, options).text
+        assert "Doses were 5 mg/kg." in text and "Doe" not in text
+        assert "Nephrology" not in text and "Equal." not in text and "Grant" not in text
+        assert same_as_whole(data, options, monkeypatch)
+
+
 def test_the_stylesheet_and_the_reader_name_the_same_unread_elements():
-    names = {name.decode() for group in reader._NEVER_READ + reader._FLOATS for name in group}
+    groups = reader._NEVER_READ + reader._FRONT_MATTER + reader._FLOATS
+    names = {name.decode() for group in groups for name in group}
     xsl = reader.STYLESHEET.read_text()
     entity = re.search(r'<!ENTITY unread "([^"]*)"', xsl).group(1)
     assert {name.strip() for name in entity.split("|")} == names
@@ -238,6 +256,7 @@ def _element(rng: random.Random, parent: etree._Element, depth: int) -> None:
         "p", "sec", "title", "fig", "fig-group", "table-wrap", "table-wrap-group", "caption",
         "supplementary-material", "ref-list", "italic", "xref", "sup", "boxed-text", "list",
         "list-item", "inline-formula", "disp-formula", "tr", "td", "label", "app", "license-p",
+        "aff", "contrib-group",
     ]  # fmt: skip
     tag = rng.choice(tags)
     element = etree.SubElement(parent, tag)

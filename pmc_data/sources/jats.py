@@ -22,6 +22,11 @@ libxslt runs in C: it writes the article as a stream of marked parts (identifier
 sections, paragraphs, captions, rows), which :func:`_read` turns into an :class:`Article`,
 whitespace collapsed and paragraphs tidied all at once. Walking the tree in Python, element
 by element, took most of the time an article took.
+
+Before parsing, what the options never read (reference lists, supplementary material, figures
+and tables when dropped, sub-articles when not kept) is cut from the bytes where that is
+provably harmless (:mod:`pmc_data.sources.unread`): lxml parses about half of an eLife
+article's bytes, and the article read is the one the whole document gives.
 """
 
 from __future__ import annotations
@@ -58,9 +63,14 @@ DROPPED_SECTION_TITLE = re.compile(
     r"supporting information|additional information|disclosures?)\s*:?\s*$",
     re.IGNORECASE,
 )
-#: Inline elements whose text never belongs in the article's prose (the stylesheet's
-#: ``&omitted;``, the same list; this one serves ``formulas: text``, read in Python).
-SKIPPED_INLINE = {"supplementary-material", "fn", "fn-group", "ref-list", "ack", "glossary"}
+#: Elements whose text never belongs in the article's prose, wherever they stand (the
+#: stylesheet's ``&omitted;``, the same list; this one serves ``formulas: text``, read in
+#: Python): footnotes, supplementary material, reference lists, acknowledgements, glossaries,
+#: and the front matter the paper removes (author lists, affiliations, notes, funding).
+SKIPPED_INLINE = {
+    "supplementary-material", "fn", "fn-group", "ref-list", "ack", "glossary",
+    "contrib-group", "aff", "author-notes", "funding-group",
+}  # fmt: skip
 
 
 class UnsafeXML(ValueError):
@@ -444,24 +454,28 @@ def _path(frames: list[tuple[str, bool, bool]]) -> list[str]:
 
 
 #: What the stylesheet never reads, in any mode (its ``&omitted;``): cut from the bytes
-#: wherever it is (:func:`unread_contents`'s groups of names).
+#: wherever it is (:func:`unread_contents`'s groups of names)...
 _NEVER_READ = ((b"ref-list",), (b"supplementary-material",))
+#: ...and the front matter it never reads either, looked for only before the body (where it
+#: stands: a search of the whole article for each would cost more than it saves).
+_FRONT_MATTER = ((b"contrib-group",), (b"author-notes",), (b"funding-group",), (b"aff",))
 #: Figures and tables: never read when both are dropped and formulae are placeholders (a
 #: formula's text would hold the text of a figure inside it). Searched for first: what
 #: they hold (supplementary material in a figure's caption) is not searched for again.
 _FLOATS = ((b"fig-group", b"fig"), (b"table-wrap-group", b"table-wrap"))
 
 
-def _unread(options: JatsOptions) -> tuple[tuple[tuple[bytes, ...], ...], tuple[bytes, ...]]:
-    """What ``options`` never read: the names cut anywhere, and those cut where they are
-    the root's last children (sub-articles, unless kept; the floats group, whose figures
-    and tables are all the stylesheet reads of it)."""
+def _unread(options: JatsOptions) -> tuple[tuple[tuple[bytes, ...], ...], ...]:
+    """What ``options`` never read, as :func:`unread_contents` takes it: the names cut
+    anywhere, those cut before the body, and those cut where they are the root's last
+    children (sub-articles, unless kept; the floats group, whose figures and tables are all
+    the stylesheet reads of it)."""
     floats = (options.figures, options.tables, options.formulas) == ("drop", "drop", "placeholder")
     anywhere = (_FLOATS if floats else ()) + _NEVER_READ
     trailing = (() if options.sub_articles else (b"sub-article",)) + (
         (b"floats-group",) if floats else ()
     )
-    return anywhere, trailing
+    return anywhere, _FRONT_MATTER, trailing
 
 
 _PUSH_PARSERS = threading.local()

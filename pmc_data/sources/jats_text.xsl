@@ -18,7 +18,9 @@
 <!--
   What every mode leaves out is named once, as entities (this file is the project's own: the
   reader parses it with its internal entities expanded, never a document).
-  omitted: footnotes, supplementary material, reference lists, acknowledgements, glossaries.
+  omitted: footnotes, supplementary material, reference lists, acknowledgements, glossaries,
+  and the front matter the paper removes wherever it stands: author lists, affiliations,
+  author notes, funding.
   citation: a bibliographic xref, or a superscript or subscript holding nothing but such
   xrefs and the punctuation between them ("<sup><xref ref-type="bibr">3</xref>,...</sup>");
   the reader keeps them when its option `citations` is on.
@@ -29,18 +31,21 @@
 -->
 <!DOCTYPE xsl:stylesheet [
   <!ENTITY may-nest "*[*]">
-  <!ENTITY omitted "supplementary-material | fn | fn-group | ref-list | ack | glossary">
+  <!ENTITY omitted "supplementary-material | fn | fn-group | ref-list | ack | glossary
+    | contrib-group | aff | author-notes | funding-group">
   <!ENTITY is-omitted "self::supplementary-material or self::fn or self::fn-group
-    or self::ref-list or self::ack or self::glossary">
+    or self::ref-list or self::ack or self::glossary or self::contrib-group or self::aff
+    or self::author-notes or self::funding-group">
   <!ENTITY only-citations "xref[@ref-type = 'bibr'] and not(xref[not(@ref-type = 'bibr')])
     and not(text()[translate(., 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789', '') != .])">
   <!ENTITY citation "xref[@ref-type = 'bibr'] | sup[&only-citations;] | sub[&only-citations;]">
   <!ENTITY is-citation "self::xref[@ref-type = 'bibr'] or self::sup[&only-citations;]
     or self::sub[&only-citations;]">
-  <!ENTITY unread "ref-list | supplementary-material | fig-group | fig | table-wrap-group
-    | table-wrap">
-  <!ENTITY is-unread "self::ref-list or self::supplementary-material or self::fig-group
-    or self::fig or self::table-wrap-group or self::table-wrap">
+  <!ENTITY unread "ref-list | supplementary-material | contrib-group | aff | author-notes
+    | funding-group | fig-group | fig | table-wrap-group | table-wrap">
+  <!ENTITY is-unread "self::ref-list or self::supplementary-material or self::contrib-group
+    or self::aff or self::author-notes or self::funding-group or self::fig-group or self::fig
+    or self::table-wrap-group or self::table-wrap">
 ]>
 <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
                 xmlns:xlink="http://www.w3.org/1999/xlink">

@@ -54,21 +54,29 @@ _ROOT_END = b"</article>"
 def unread_contents(
     data: bytes,
     anywhere: Iterable[tuple[bytes, ...]] = (),
+    before_body: Iterable[tuple[bytes, ...]] = (),
     trailing: Iterable[bytes] = (),
 ) -> list[tuple[int, int]]:
     """``(start, end)`` of the contents to cut, sorted and apart: of every element named in
-    ``anywhere``, and of the root's last children named in ``trailing`` (see the module).
+    ``anywhere``, of those named in ``before_body`` that stand before ``<body`` (front
+    matter: where it is, searching the rest of the article would cost more than it saves),
+    and of the root's last children named in ``trailing`` (see the module).
 
-    ``anywhere`` holds groups of names that start alike, searched for at once: the longer
-    first, each starting with the last (``(b"fig-group", b"fig")``); an element found inside
-    another one cut is part of that cut. ``[]`` when the document's markup allows no proof.
+    ``anywhere`` and ``before_body`` hold groups of names that start alike, searched for at
+    once: the longer first, each starting with the last (``(b"fig-group", b"fig")``); an
+    element found inside another one cut is part of that cut. ``[]`` when the document's
+    markup allows no proof.
     """
     markup = _Markup.of(data)
     if markup is None or _declares_default_namespace(data):
         return []
     spans, stop = _last_children(data, tuple(trailing), markup)
-    for names in anywhere:
-        found = _contents(data, names, stop, markup, spans)
+    groups = [(names, stop) for names in anywhere]
+    if before_body:
+        body = _find(data, b"<body", 0, stop)
+        groups += [(names, stop if body == -1 else body) for names in before_body]
+    for names, end in groups:
+        found = _contents(data, names, end, markup, spans)
         spans = sorted(spans + found) if found else spans
     return spans
 
