@@ -262,6 +262,8 @@ def _element(rng: random.Random, parent: etree._Element, depth: int) -> None:
     element = etree.SubElement(parent, tag)
     if tag == "xref":
         element.set("ref-type", rng.choice(["bibr", "bibr", "fig"]))
+    if rng.random() < 0.1:
+        element.set("alt", rng.choice(["a > b", "x/>y", "<"]))
     if rng.random() < 0.6:
         element.text = _text(rng)
     if depth < 4:
@@ -289,8 +291,8 @@ def random_article(seed: int) -> bytes:
         late.text = "Late."
         root.insert(rng.randint(0, len(root)), late)
     data = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    if rng.random() < 0.3:  # an end tag with a space; a comment holding tags
-        data = data.replace(b"</fig>", b"</fig >", 1)
+    if rng.random() < 0.3:  # end tags with a blank; a comment holding tags
+        data = data.replace(b"</fig>", b"</fig >", 1).replace(b"</sec>", b"</sec\n>", 1)
     if rng.random() < 0.3:
         data = data.replace(b"<body>", b"<body><!-- <fig><p>x</p></fig> -->", 1)
     return data
