@@ -173,6 +173,51 @@ def test_trailing_children_are_cut_only_when_the_bytes_show_them_children_of_the
     assert "Cheap.In." in parse_article(inside).text
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<fig>" * 5000,  # start tags never closed
+        b"<fig-group>" * 2500 + b"<fig><p>x</p></fig>" * 2500,
+        b"<fig>" * 2000 + b"</fig>" * 2000,  # nested
+        b"<fig alt='>'>" * 5000,
+        b"<table-wrap>" * 5000 + b"</table-wrap>",
+    ],
+)
+def test_the_search_is_linear_in_the_bytes_on_hostile_documents(body, monkeypatch):
+    """Each search is bounded by the next tag found: however the tags of a document are laid
+    out, the bytes searched stay a small multiple of its length (an unbounded search for
+    each start tag's end would read the rest of the document each time)."""
+    from pmc_data.sources import unread
+
+    searched = 0
+
+    def counting(search, forward):
+        def counted(data, needle, start=0, end=None):
+            nonlocal searched
+            end = len(data) if end is None else min(end, len(data))
+            at = search(data, needle, start, end)
+            if at == -1:
+                searched += end - start
+            else:  # up to where it was found
+                searched += at + len(needle) - start if forward else end - at
+            return at
+
+        return counted
+
+    monkeypatch.setattr(unread, "_find", counting(unread._find, forward=True))
+    monkeypatch.setattr(unread, "_rfind", counting(unread._rfind, forward=False))
+    data = b"<article><body>" + body + b"</body></article>"
+    unread_contents(data, *DEFAULT)
+    assert searched < 20 * len(data)
+
+
+def test_a_document_with_more_markup_than_an_article_holds_is_parsed_whole():
+    many = b"".join(b"<!-- note %d -->" % i for i in range(300))
+    assert cut(jats().replace(b"<body>", b"<body>" + many)) == []
+    few = b"".join(b"<!-- note %d -->" % i for i in range(100))
+    assert cut(jats().replace(b"<body>", b"<body>" + few))
+
+
 def test_a_malformation_inside_a_cut_no_longer_rejects_the_article():
     """What the reader never reads is not parsed: a malformed figure caption leaves the
     article readable; a malformation anywhere else is still the whole document's error."""

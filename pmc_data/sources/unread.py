@@ -49,6 +49,9 @@ _NAME_ENDS = frozenset(b" \t\r\n/>")
 _BLANKS = frozenset(b" \t\r\n")
 _SLASH = ord("/")
 _ROOT_END = b"</article>"
+#: The most comments, CDATA sections and processing instructions a document may hold for
+#: a cut (an article has a few; a document with thousands is parsed whole).
+_MOST_MARKUP = 256
 
 
 def unread_contents(
@@ -98,20 +101,21 @@ class _Markup:
     def of(cls, data: bytes) -> _Markup | None:
         """The regions of ``data``; None where one cannot be bounded: a DOCTYPE with an
         internal subset (or with quotes that do not pair up), a ``<!`` that opens none of
-        these, a region never closed. Each ``<!`` and ``<?`` counts, even inside another
-        region: that only adds to what is not cut."""
+        these, a region never closed, more than :data:`_MOST_MARKUP` regions (each search
+        for an end could run to the document's end). Each ``<!`` and ``<?`` counts, even
+        inside another region: that only adds to what is not cut."""
         regions = []
         at = _find(data, b"<?")
         while at != -1:
             end = _find(data, b"?>", at + 2)
-            if end == -1:
+            if end == -1 or len(regions) == _MOST_MARKUP:
                 return None
             regions.append((at, end + 2))
             at = _find(data, b"<?", at + 2)
         at = _find(data, b"<!")
         while at != -1:
             end = _markup_end(data, at)
-            if end == -1:
+            if end == -1 or len(regions) == _MOST_MARKUP:
                 return None
             regions.append((at, end))
             at = _find(data, b"<!", at + 2)
@@ -156,59 +160,52 @@ def _contents(
     taken: list[tuple[int, int]],
 ) -> list[tuple[int, int]]:
     """The contents of the elements named ``names`` that start before ``stop``, but inside
-    none of the spans ``taken`` (sorted and apart): those go already."""
-    opening = b"<" + names[-1]
-    spans = []
-    at = _find(data, opening, 0, stop)
-    while at != -1:
-        inside = bisect.bisect(taken, (at,))  # the spans that start at or after ``at``
-        if inside and taken[inside - 1][1] > at:
-            at = _find(data, opening, taken[inside - 1][1], stop)
+    none of the spans ``taken`` (sorted and apart): those go already.
+
+    Every search is bounded by the next start tag found (of any of the names for the end of
+    a start tag, of the same name for an end tag): the work is linear in the bytes however
+    the tags of a hostile document are laid out."""
+    candidates = _start_tags(data, names, stop)
+    of_name: dict[bytes, list[int]] = {name: [] for name in names}
+    for at, name in candidates:
+        of_name[name].append(at)
+    spans: list[tuple[int, int]] = []
+    done = 0
+    for index, (at, name) in enumerate(candidates):
+        inside = bisect.bisect(taken, (at,))  # (the spans taken that start before ``at``)
+        if at < done or (inside and taken[inside - 1][1] > at):
+            continue  # inside a span found before
+        following = candidates[index + 1][0] if index + 1 < len(candidates) else stop
+        closing_of_start = _find(data, b">", at, following)
+        if closing_of_start == -1 or data[closing_of_start - 1] == _SLASH:
+            continue  # not a tag one can tell, or empty ("<fig/>")
+        # One of the name's end tags before its next start tag, or none: an element nested
+        # in one of its name is not cut (the inner one is).
+        same = of_name[name]
+        later = bisect.bisect(same, at)
+        closing = b"</" + name + b">"
+        end = _find(data, closing, closing_of_start, same[later] if later < len(same) else stop)
+        if end == -1 or markup.touches(at, end + len(closing)):
             continue
-        span = _content_at(data, at, names, stop, markup)
-        if span is None:
-            at = _find(data, opening, at + 1, stop)
-        else:
-            spans.append(span)
-            at = _find(data, opening, span[1], stop)
+        spans.append((closing_of_start + 1, end))
+        done = end
     return spans
 
 
-def _content_at(
-    data: bytes, at: int, names: tuple[bytes, ...], stop: int, markup: _Markup
-) -> tuple[int, int] | None:
-    """The content of the element whose start tag is at ``at``, if one of ``names``, not
-    empty, and its end tag is found as the module says; else None."""
-    for name in names:
-        after = at + 1 + len(name)
-        if data.startswith(name, at + 1) and after < len(data) and data[after] in _NAME_ENDS:
-            break
-    else:
-        return None
-    closing_of_start = _find(data, b">", after, stop)
-    if closing_of_start == -1 or data[closing_of_start - 1] == _SLASH:
-        return None  # never closed, or empty ("<fig/>")
-    closing = b"</" + name + b">"
-    end = _find(data, closing, closing_of_start, stop)
-    if (
-        end == -1
-        or _holds_start_tag(data, name, closing_of_start, end)
-        or markup.touches(at, end + len(closing))
-    ):
-        return None
-    return closing_of_start + 1, end
-
-
-def _holds_start_tag(data: bytes, name: bytes, start: int, end: int) -> bool:
-    """Whether ``data[start:end]`` holds a start tag of ``name`` (not of a longer name)."""
-    opening = b"<" + name
-    after = len(opening)
-    at = _find(data, opening, start, end)
+def _start_tags(data: bytes, names: tuple[bytes, ...], stop: int) -> list[tuple[int, bytes]]:
+    """``(position, name)`` of every start tag of ``names`` before ``stop`` (names that
+    start alike, found with one search: ``<fig`` finds ``<fig-group`` too)."""
+    opening = b"<" + names[-1]
+    found = []
+    at = _find(data, opening, 0, stop)
     while at != -1:
-        if data[at + after] in _NAME_ENDS:
-            return True
-        at = _find(data, opening, at + 1, end)
-    return False
+        for name in names:
+            after = at + 1 + len(name)
+            if data.startswith(name, at + 1) and after < len(data) and data[after] in _NAME_ENDS:
+                found.append((at, name))
+                break
+        at = _find(data, opening, at + 1, stop)
+    return found
 
 
 def _last_children(
