@@ -56,11 +56,14 @@ def same_as_whole(data: bytes, options: JatsOptions, monkeypatch) -> bool:
 def test_what_the_default_options_never_read_is_cut():
     data = jats()
     contents = cut(data)
-    # the author list, the figure in a paragraph, the table, the reference list, the floats
-    # group and the sub-article: their contents, their own tags kept
+    # the author list, the figure in a paragraph, the formulae (placeholders), the table,
+    # the reference list, the floats group and the sub-article: their contents, their own
+    # tags kept
     assert [c[:25] for c in contents] == [
         b'<contrib contrib-type="au',
         b"<label>Figure 1</label><c",
+        b"<mml:math><mml:mi>E</mml:",
+        b"<tex-math>\\frac{a}{b}</te",
         b"<label>Table 1</label><ca",
         b'<ref id="b1"><mixed-citat',
         b'<fig id="f2"><caption><p>',
@@ -77,6 +80,7 @@ def test_options_that_read_them_leave_them():
     assert not any(b"Study flow" in c for c in cut(data, JatsOptions(figures="keep")))
     assert not any(b"Statin</td>" in c for c in cut(data, JatsOptions(tables="keep")))
     assert not any(b"Study flow" in c for c in cut(data, JatsOptions(formulas="text")))
+    assert not any(b"tex-math" in c for c in cut(data, JatsOptions(formulas="text")))
     assert not any(b"Author response" in c for c in cut(data, JatsOptions(sub_articles=True)))
     # a reference list is never read
     assert any(b"Kidney" in c for c in cut(data, JatsOptions(figures="keep", tables="keep")))
@@ -274,7 +278,7 @@ def test_front_matter_the_paper_removes_is_never_read_wherever_it_stands(monkeyp
 
 
 def test_the_stylesheet_and_the_reader_name_the_same_unread_elements():
-    groups = reader._NEVER_READ + reader._FRONT_MATTER + reader._FLOATS
+    groups = reader._NEVER_READ + reader._FRONT_MATTER + reader._FLOATS + reader._FORMULAS
     names = {name.decode() for group in groups for name in group}
     xsl = reader.STYLESHEET.read_text()
     entity = re.search(r'<!ENTITY unread "([^"]*)"', xsl).group(1)

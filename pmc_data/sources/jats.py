@@ -23,10 +23,11 @@ sections, paragraphs, captions, rows), which :func:`_read` turns into an :class:
 whitespace collapsed and paragraphs tidied all at once. Walking the tree in Python, element
 by element, took most of the time an article took.
 
-Before parsing, what the options never read (reference lists, supplementary material, figures
-and tables when dropped, sub-articles when not kept) is cut from the bytes where that is
-provably harmless (:mod:`pmc_data.sources.unread`): lxml parses about half of an eLife
-article's bytes, and the article read is the one the whole document gives.
+Before parsing, what the options never read (reference lists, supplementary material, the
+front matter the paper removes, figures and tables when dropped, formulae as placeholders,
+sub-articles when not kept) is cut from the bytes where that is provably harmless
+(:mod:`pmc_data.sources.unread`): lxml parses about two fifths of an eLife article's bytes,
+and the article read is the one the whole document gives.
 """
 
 from __future__ import annotations
@@ -463,15 +464,19 @@ _FRONT_MATTER = ((b"contrib-group",), (b"author-notes",), (b"funding-group",), (
 #: formula's text would hold the text of a figure inside it). Searched for first: what
 #: they hold (supplementary material in a figure's caption) is not searched for again.
 _FLOATS = ((b"fig-group", b"fig"), (b"table-wrap-group", b"table-wrap"))
+#: Formulae, never read as placeholders (each is "[formula]", whatever it holds).
+_FORMULAS = ((b"inline-formula",), (b"disp-formula",))
 
 
 def _unread(options: JatsOptions) -> tuple[tuple[tuple[bytes, ...], ...], ...]:
     """What ``options`` never read, as :func:`unread_contents` takes it: the names cut
-    anywhere, those cut before the body, and those cut where they are the root's last
+    anywhere (formulae too, as placeholders), those cut before the body, and those cut
+    where they are the root's last
     children (sub-articles, unless kept; the floats group, whose figures and tables are all
     the stylesheet reads of it)."""
     floats = (options.figures, options.tables, options.formulas) == ("drop", "drop", "placeholder")
-    anywhere = (_FLOATS if floats else ()) + _NEVER_READ
+    formulas = _FORMULAS if options.formulas == "placeholder" else ()
+    anywhere = (_FLOATS if floats else ()) + formulas + _NEVER_READ
     trailing = (() if options.sub_articles else (b"sub-article",)) + (
         (b"floats-group",) if floats else ()
     )

@@ -42,10 +42,12 @@
   <!ENTITY is-citation "self::xref[@ref-type = 'bibr'] or self::sup[&only-citations;]
     or self::sub[&only-citations;]">
   <!ENTITY unread "ref-list | supplementary-material | contrib-group | aff | author-notes
-    | funding-group | fig-group | fig | table-wrap-group | table-wrap">
+    | funding-group | fig-group | fig | table-wrap-group | table-wrap | inline-formula
+    | disp-formula">
   <!ENTITY is-unread "self::ref-list or self::supplementary-material or self::contrib-group
     or self::aff or self::author-notes or self::funding-group or self::fig-group or self::fig
-    or self::table-wrap-group or self::table-wrap">
+    or self::table-wrap-group or self::table-wrap or self::inline-formula
+    or self::disp-formula">
 ]>
 <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
                 xmlns:xlink="http://www.w3.org/1999/xlink">
