@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from pmc_data.sources import jats as reader
+from pmc_data.sources import unread
 from pmc_data.sources.jats import JatsOptions, parse_article
 from pmc_data.sources.unread import unread_contents
 from tests.conftest import SHARED_FIXTURES
@@ -122,7 +123,7 @@ def test_a_figure_in_a_figure_is_cut_from_the_inner_one(monkeypatch):
     "twist",
     [
         b"<!DOCTYPE article [<!ELEMENT fig ANY>]>",  # an internal subset
-        b'<!DOCTYPE article SYSTEM "a>b<fig>">',  # a ">" in a quoted literal
+        b'<!DOCTYPE article PUBLIC "\'" \'""a>b<fig>x</fig>\' [ ]>',  # ...after literals
         b'<!ENTITY x "y">',  # a "<!" that opens none of the markup the proof reads
     ],
 )
@@ -133,11 +134,26 @@ def test_a_document_whose_markup_cannot_be_bounded_is_parsed_whole(twist):
     assert cut(data) == []
 
 
+def test_the_literals_of_a_doctype_are_walked_over(monkeypatch):
+    """A ">" or a tag inside a quoted literal is text: the DOCTYPE ends after the literals."""
+    data = jats()
+    start = data.index(b"<!DOCTYPE")
+    twisted = b'<!DOCTYPE article SYSTEM "a>b<fig>c</fig>">'
+    data = data[:start] + twisted + data[data.index(b">", start) + 1 :]
+    assert len(cut(data)) == len(cut(jats())) and not any(b"c</fig>" in c for c in cut(data))
+    assert same_as_whole(data, JatsOptions(), monkeypatch)
+
+
 def test_a_default_namespace_stops_every_cut(monkeypatch):
     """Under ``xmlns="..."`` a ``<fig>`` is not the JATS figure the stylesheet leaves out:
     its text would be read."""
     data = jats().replace(b"<sec><title>Discussion", b'<sec xmlns="urn:x"><title>Discussion')
     assert cut(data) == []
+    for blanks in (b" " * 100, b"\n" + b"\t" * 100):  # any run of blanks before "="
+        spaced = b"<p>Text <italic xmlns" + blanks + b'="urn:x">in <fig>HIDDEN</fig></italic></p>'
+        data = jats().replace(b"<p>Doses were 5 mg/kg.</p>", spaced)
+        assert cut(data) == []
+        assert "Text in HIDDEN" in parse_article(data).text
     assert b'xmlns:xlink="' in jats() and cut(jats())  # a prefix is no default namespace
 
 
@@ -159,6 +175,45 @@ def test_a_greater_than_in_an_attribute_makes_the_cut_fail(monkeypatch):
     with pytest.raises(etree.XMLSyntaxError, match="attribute"):
         reader._parse_without(data, unread_contents(data, *DEFAULT))
     assert same_as_whole(data, JatsOptions(), monkeypatch)
+
+
+def test_utf16_bytes_are_never_searched(monkeypatch):
+    """UTF-16 with a byte order mark and no declaration (lxml reports it as UTF-8): the
+    bytes of "\u663c\u6769\u4e3e" spell "<fig>N"; nothing is cut, and the reader's marker
+    is looked for in the text."""
+    text = "\u663c\u6769\u4e3e hidden words \u3c41\u662f\u6769\u4e3e"
+    data = b"\xff\xfe" + f"<article><body><p>{text}</p></body></article>".encode("utf-16-le")
+    assert cut(data) == []
+    assert parse_article(data).text == text
+    mark = reader._MARKERS[0]
+    holding = b"\xff\xfe" + f"<article><body><p>a{mark}b</p></body></article>".encode("utf-16-le")
+    assert parse_article(holding).text == f"a{mark}b"
+
+
+def test_a_span_inside_another_goes_with_it_and_overlapping_ones_cut_nothing(monkeypatch):
+    """A formula in a reference list is cut with the list (two spans, one inside the other,
+    would make the cut document fail and be parsed twice); spans that overlap otherwise
+    come only from a document that is not well-formed: nothing is cut."""
+    formula = b"<inline-formula><tex-math>x^2</tex-math></inline-formula>"
+    data = jats().replace(b"Smith J. Kidney. 2019.", b"On " + formula + b" flows.")
+    assert any(b"On <inline-formula>" in c for c in cut(data))
+    assert not any(c.startswith(b"<tex-math>x^2") for c in cut(data))
+    reader._parse_without(data, unread_contents(data, *DEFAULT))  # well-formed
+    assert same_as_whole(data, JatsOptions(), monkeypatch)
+    crossed = (
+        jats()
+        .replace(b"<p>{extra}</p>", b"")
+        .replace(b"</body>", b"<fig><ref-list>a</fig>b</ref-list></body>", 1)
+    )
+    assert cut(crossed) == []
+
+
+def test_the_tags_looked_at_are_bounded_in_number():
+    """Past 4,096 start tags of a group, the rest of the document is not searched."""
+    figures = b'<fig id="x"><p>In.</p></fig>'
+    data = jats().replace(b"<body>", b"<body>" + figures * 5000, 1)
+    assert cut(data).count(b"<p>In.</p>") == unread._MOST_TAGS
+    assert not any(b"Study flow" in c for c in cut(data)), "the figure after them is left"
 
 
 def test_trailing_children_are_cut_only_when_the_bytes_show_them_children_of_the_root():
@@ -191,8 +246,6 @@ def test_the_search_is_linear_in_the_bytes_on_hostile_documents(body, monkeypatc
     """Each search is bounded by the next tag found: however the tags of a document are laid
     out, the bytes searched stay a small multiple of its length (an unbounded search for
     each start tag's end would read the rest of the document each time)."""
-    from pmc_data.sources import unread
-
     searched = 0
 
     def counting(search, forward):

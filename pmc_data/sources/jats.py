@@ -42,7 +42,7 @@ from lxml import etree
 
 from pmc_data.licenses import UNKNOWN, to_spdx
 from pmc_data.sources.mathml import mathml_text
-from pmc_data.sources.unread import unread_contents
+from pmc_data.sources.unread import starts_ascii_compatible, unread_contents
 from pmc_data.tidy import collapse_utf8_whitespace, tidy, tidy_lines
 
 _PARSER_OPTIONS = dict(
@@ -169,7 +169,7 @@ def _checked(root: etree._Element, *pieces: bytes) -> etree._Element:
     if dtd is not None and any(True for _ in dtd.iterentities()):
         raise UnsafeXML("the document declares entities (expansion is never performed)")
     if (
-        not _ascii_compatible(root)
+        not _ascii_compatible(root, pieces[0])
         # (a "&" is a memchr away; most pieces of a cut document hold none)
         or any(_may_reference_entities(piece) for piece in pieces if b"&" in piece)
     ) and any(isinstance(node, etree._Entity) for node in root.iter(etree.Entity)):
@@ -177,11 +177,15 @@ def _checked(root: etree._Element, *pieces: bytes) -> etree._Element:
     return root
 
 
-def _ascii_compatible(root: etree._Element) -> bool:
-    """Whether the document's bytes hold ASCII characters as themselves (so that a byte
-    search finds them): UTF-8 (JATS's encoding), ASCII or an ISO 8859 part."""
+def _ascii_compatible(root: etree._Element, data: bytes) -> bool:
+    """Whether the document's bytes (``data``, or its first piece) hold ASCII characters as
+    themselves (so that a byte search finds them): UTF-8 (JATS's encoding), ASCII or an ISO
+    8859 part. The bytes must start as those do: lxml reports a document in UTF-16 with a
+    byte order mark and no declaration as UTF-8."""
     encoding = (root.getroottree().docinfo.encoding or "UTF-8").upper()
-    return encoding in ("UTF-8", "UTF8", "ASCII", "US-ASCII") or encoding.startswith("ISO-8859")
+    return (
+        encoding in ("UTF-8", "UTF8", "ASCII", "US-ASCII") or encoding.startswith("ISO-8859")
+    ) and starts_ascii_compatible(data)
 
 
 #: What may follow a "&" without making an entity node: a character reference, or one of
@@ -316,7 +320,7 @@ _HOLDS = etree.XPath("boolean(//text()[contains(., $m)] | //@*[contains(., $m)])
 def _marker(data: bytes, root: etree._Element) -> str:
     """A marker the document holds nowhere: looked for in the UTF-8 bytes (fast), else in
     the parsed text and attribute values."""
-    if _ascii_compatible(root) and not _may_refer(data):
+    if _ascii_compatible(root, data) and not _may_refer(data):
         if data.find(b"\xf4") == -1:  # the first byte of every character of plane 16
             return _MARKERS[0]
         for marker in _MARKERS:
@@ -537,7 +541,7 @@ def parse_article(data: bytes, options: JatsOptions | None = None) -> Article:
         except etree.XMLSyntaxError:
             pass  # the errors, or a cut that was not harmless, are the whole's
         else:
-            if not _ascii_compatible(root):
+            if not _ascii_compatible(root, data):
                 root = None  # the bytes searched were not its characters
     if root is None:
         root = parse_xml(data)

@@ -1,8 +1,8 @@
 """What of an article's bytes the JATS reader never reads, found before lxml parses it.
 
 Parsing is the largest part of reading an article, and much of a PMC article is never read
-with the default options: its reference list, figures and tables, supplementary material,
-footnote groups, acknowledgements and sub-articles (peer reviews, author responses).
+with the default options: its reference list, figures and tables, formulae (placeholders),
+supplementary material, author lists and sub-articles (peer reviews, author responses).
 :func:`unread_contents` finds the *contents* of such elements in the bytes; the reader parses
 the document without them. Their start and end tags stay, so the tree holds every element,
 and only what those held is missing.
@@ -23,13 +23,21 @@ A span is cut only where that is provably the element's content, in a well-forme
 - **Last children of the root** (``trailing``): elements that end right before
   ``</article>``, which closes the document, one after the other with only whitespace
   between: then each is a child of the root, by syntax alone.
+- Spans are nested or apart in a well-formed document: one inside another goes with it;
+  two that overlap otherwise prove nothing, and nothing is cut.
 - Never in or around a comment, CDATA section or processing instruction (a tag there is
   text); never in a document with a DOCTYPE internal subset, or with a default namespace
-  (under which ``<fig>`` is not the JATS element the stylesheet knows).
+  (under which ``<fig>`` is not the JATS element the stylesheet knows), or that does not
+  start as UTF-8 or an ASCII-compatible encoding does (UTF-16's bytes can spell ``<fig>``).
 
 Which elements are never read, under which options, is the reader's to say
-(``pmc_data/sources/jats.py``); a malformation inside a cut span no longer rejects the
-article, since it is not parsed.
+(``pmc_data/sources/jats.py``). What a cut span holds is not parsed, so a document whose only
+fault lies there (malformed XML, an undeclared entity) is no longer rejected.
+
+The work is linear in the bytes however a hostile document lays out its tags (each search
+is bounded by the next tag found), and bounded in count: at most :data:`_MOST_MARKUP`
+comments and processing instructions, :data:`_MOST_TAGS` start tags of a group of names and
+trailing children; past those, less is cut, or nothing.
 
 The bytes are searched with StringZilla, whose SIMD substring search is some 30 times
 faster than ``bytes.find`` here (CPython's search reads every few bytes of a 400 kB article
@@ -39,6 +47,7 @@ for each tag name: as long as parsing what a cut saves).
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable
 
 import stringzilla as sz
@@ -52,6 +61,11 @@ _ROOT_END = b"</article>"
 #: The most comments, CDATA sections and processing instructions a document may hold for
 #: a cut (an article has a few; a document with thousands is parsed whole).
 _MOST_MARKUP = 256
+#: The most start tags of one group of names looked at, and of the root's last children
+#: walked (an article has tens); past them the rest of the document is not searched.
+_MOST_TAGS = 4096
+#: The most blanks walked over between the root's last children.
+_MOST_BLANKS = 4096
 
 
 def unread_contents(
@@ -70,6 +84,8 @@ def unread_contents(
     element found inside another one cut is part of that cut. ``[]`` when the document's
     markup allows no proof.
     """
+    if not starts_ascii_compatible(data):
+        return []
     markup = _Markup.of(data)
     if markup is None or _declares_default_namespace(data):
         return []
@@ -80,8 +96,40 @@ def unread_contents(
         groups += [(names, stop if body == -1 else body) for names in before_body]
     for names, end in groups:
         found = _contents(data, names, end, markup, spans)
-        spans = sorted(spans + found) if found else spans
+        if found:
+            outermost = _outermost(sorted(spans + found))
+            if outermost is None:
+                return []
+            spans = outermost
     return spans
+
+
+def starts_ascii_compatible(data: bytes) -> bool:
+    """Whether ``data`` starts as a document in UTF-8 or an ASCII-compatible encoding does:
+    with a tag, blanks or the UTF-8 byte order mark (UTF-16 starts with its own, or with
+    "<\\x00").
+
+    >>> starts_ascii_compatible(b"<?xml"), starts_ascii_compatible("<?xml".encode("utf-16"))
+    (True, False)
+    """
+    first = data[:1]
+    if first == b"<":
+        return data[1:2] != b"\x00"
+    return first in (b" ", b"\t", b"\r", b"\n") or data.startswith(b"\xef\xbb\xbf")
+
+
+def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
+    """Sorted ``spans`` less those inside another (a formula in a reference list, found by
+    its own name); None when two overlap otherwise, which no well-formed document makes."""
+    outermost: list[tuple[int, int]] = []
+    done = 0
+    for start, end in spans:
+        if start >= done:
+            outermost.append((start, end))
+            done = end
+        elif end > done:
+            return None
+    return outermost
 
 
 class _Markup:
@@ -134,22 +182,41 @@ def _markup_end(data: bytes, at: int) -> int:
             end = _find(data, closing, at + len(opening))
             return -1 if end == -1 else end + len(closing)
     if data.startswith(b"<!DOCTYPE", at):
-        end = _find(data, b">", at)
-        declaration = data[at:end]
-        if end == -1 or b"[" in declaration or declaration.count(b'"') % 2:
-            return -1
-        return -1 if declaration.count(b"'") % 2 else end + 1
+        # Its public and system literals may hold ">" and "[": walked over in order. An
+        # internal subset ("[") ends the proof.
+        end = at + 9
+        while end < len(data) and end - at < _LONGEST_DOCTYPE:
+            byte = data[end]
+            if byte in _QUOTES:
+                end = data.find(bytes([byte]), end + 1)
+                if end == -1:
+                    return -1
+            elif byte == _OPEN_SUBSET:
+                return -1
+            elif byte == _CLOSE_TAG:
+                return end + 1
+            end += 1
     return -1
+
+
+_QUOTES = frozenset(b"\"'")
+_OPEN_SUBSET, _CLOSE_TAG = ord("["), ord(">")
+#: A DOCTYPE without internal subset is a name and two literals: a longer one is not read.
+_LONGEST_DOCTYPE = 4096
 
 
 def _declares_default_namespace(data: bytes) -> bool:
     """Whether an ``xmlns="..."`` is anywhere (``xmlns:xlink`` declares a prefix)."""
     at = _find(data, b"xmlns")
     while at != -1:
-        if data[at + 5 : at + 6] != b":" and data[at + 5 : at + 64].lstrip()[:1] == b"=":
+        # (runs of blanks after two "xmlns" are apart: linear however long they are)
+        if data[at + 5 : at + 6] != b":" and _BLANKS_THEN_EQUALS.match(data, at + 5):
             return True
         at = _find(data, b"xmlns", at + 5)
     return False
+
+
+_BLANKS_THEN_EQUALS = re.compile(rb"[ \t\r\n]*=")
 
 
 def _contents(
@@ -166,6 +233,9 @@ def _contents(
     a start tag, of the same name for an end tag): the work is linear in the bytes however
     the tags of a hostile document are laid out."""
     candidates = _start_tags(data, names, stop)
+    if len(candidates) > _MOST_TAGS:  # the rest of the document is not searched
+        stop = candidates[_MOST_TAGS][0]
+        candidates = candidates[:_MOST_TAGS]
     of_name: dict[bytes, list[int]] = {name: [] for name in names}
     for at, name in candidates:
         of_name[name].append(at)
@@ -193,12 +263,13 @@ def _contents(
 
 
 def _start_tags(data: bytes, names: tuple[bytes, ...], stop: int) -> list[tuple[int, bytes]]:
-    """``(position, name)`` of every start tag of ``names`` before ``stop`` (names that
-    start alike, found with one search: ``<fig`` finds ``<fig-group`` too)."""
+    """``(position, name)`` of the start tags of ``names`` before ``stop``, one more than
+    :data:`_MOST_TAGS` at most (names that start alike, found with one search: ``<fig``
+    finds ``<fig-group`` too)."""
     opening = b"<" + names[-1]
-    found = []
+    found: list[tuple[int, bytes]] = []
     at = _find(data, opening, 0, stop)
-    while at != -1:
+    while at != -1 and len(found) <= _MOST_TAGS:
         for name in names:
             after = at + 1 + len(name)
             if data.startswith(name, at + 1) and after < len(data) and data[after] in _NAME_ENDS:
@@ -225,9 +296,9 @@ def _last_children(
     ):
         return spans, len(data)
     start = root_end  # of the child after the one looked for (the root's end tag, first)
-    while True:
+    while len(spans) < _MOST_TAGS:
         tag_end = start
-        while tag_end > 0 and data[tag_end - 1] in _BLANKS:
+        while tag_end > 0 and data[tag_end - 1] in _BLANKS and start - tag_end < _MOST_BLANKS:
             tag_end -= 1
         name = next((n for n in names if data.endswith(b"</" + n + b">", 0, tag_end)), None)
         if name is None:
