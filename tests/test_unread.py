@@ -177,6 +177,22 @@ def test_a_greater_than_in_an_attribute_makes_the_cut_fail(monkeypatch):
     assert same_as_whole(data, JatsOptions(), monkeypatch)
 
 
+def test_the_back_matter_is_cut_whole_when_it_holds_no_appendix(monkeypatch):
+    """Only the appendices of <back> are read: a back matter that is the root's child (it
+    ends right before the trailing children) and holds none is cut whole; one that holds an
+    appendix keeps its content (what is never read inside it is cut by name)."""
+    no_appendix = re.sub(rb"<app-group>.*</app-group>", b"", jats(), flags=re.DOTALL)
+    contents = cut(no_appendix)
+    assert any(c.startswith(b"\n <ack><p>Funded") and b"Kidney" in c for c in contents)
+    assert not any(b"Funded" in c for c in cut(jats()))
+    for options in OPTIONS:
+        assert same_as_whole(no_appendix, options, monkeypatch)
+        assert same_as_whole(jats(), options, monkeypatch)
+    # a back matter that is not the root's child is not cut whole
+    inside = no_appendix.replace(b"</back>", b"</back></p>").replace(b"<back>", b"<p><back>")
+    assert not any(b"Funded" in c for c in cut(inside))
+
+
 def test_utf16_bytes_are_never_searched(monkeypatch):
     """UTF-16 with a byte order mark and no declaration (lxml reports it as UTF-8): the
     bytes of "\u663c\u6769\u4e3e" spell "<fig>N"; nothing is cut, and the reader's marker

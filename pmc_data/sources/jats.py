@@ -484,7 +484,8 @@ def _unread(options: JatsOptions) -> tuple[tuple[tuple[bytes, ...], ...], ...]:
     trailing = (() if options.sub_articles else (b"sub-article",)) + (
         (b"floats-group",) if floats else ()
     )
-    return anywhere, _FRONT_MATTER, trailing
+    # the back matter: only its appendices are read (back[1]/app-group | back[1]/app)
+    return anywhere, _FRONT_MATTER, trailing, b"<app"
 
 
 _PUSH_PARSERS = threading.local()

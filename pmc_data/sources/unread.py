@@ -22,7 +22,8 @@ A span is cut only where that is provably the element's content, in a well-forme
   ``>`` inside an attribute value leaves a "<" in that value: not well-formed either.)
 - **Last children of the root** (``trailing``): elements that end right before
   ``</article>``, which closes the document, one after the other with only whitespace
-  between: then each is a child of the root, by syntax alone.
+  between: then each is a child of the root, by syntax alone. The back matter before them
+  is one too, and its content goes when it holds no appendix.
 - Spans are nested or apart in a well-formed document: one inside another goes with it;
   two that overlap otherwise prove nothing, and nothing is cut.
 - Never in or around a comment, CDATA section or processing instruction (a tag there is
@@ -73,11 +74,14 @@ def unread_contents(
     anywhere: Iterable[tuple[bytes, ...]] = (),
     before_body: Iterable[tuple[bytes, ...]] = (),
     trailing: Iterable[bytes] = (),
+    back_unless: bytes | None = None,
 ) -> list[tuple[int, int]]:
     """``(start, end)`` of the contents to cut, sorted and apart: of every element named in
     ``anywhere``, of those named in ``before_body`` that stand before ``<body`` (front
     matter: where it is, searching the rest of the article would cost more than it saves),
-    and of the root's last children named in ``trailing`` (see the module).
+    of the root's last children named in ``trailing``, and of the ``back`` before them
+    unless it holds ``back_unless`` (``b"<app"``: the appendices, which are read; see the
+    module).
 
     ``anywhere`` and ``before_body`` hold groups of names that start alike, searched for at
     once: the longer first, each starting with the last (``(b"fig-group", b"fig")``); an
@@ -89,7 +93,7 @@ def unread_contents(
     markup = _Markup.of(data)
     if markup is None or _declares_default_namespace(data):
         return []
-    spans, stop = _last_children(data, tuple(trailing), markup)
+    spans, stop = _last_children(data, tuple(trailing), back_unless, markup)
     groups = [(names, stop) for names in anywhere]
     if before_body:
         body = _find(data, b"<body", 0, stop)
@@ -280,12 +284,15 @@ def _start_tags(data: bytes, names: tuple[bytes, ...], stop: int) -> list[tuple[
 
 
 def _last_children(
-    data: bytes, names: tuple[bytes, ...], markup: _Markup
+    data: bytes, names: tuple[bytes, ...], back_unless: bytes | None, markup: _Markup
 ) -> tuple[list[tuple[int, int]], int]:
     """The contents of the root's last children named ``names``, walked back from
-    ``</article>``; and where the first of them starts (where the rest of the document
-    ends: the length of ``data`` when none is)."""
+    ``</article>``, and of the ``back`` before them unless it holds ``back_unless``; and
+    where the first of them starts (where the rest of the document ends: the length of
+    ``data`` when none is)."""
     spans: list[tuple[int, int]] = []
+    if back_unless is not None:
+        names += (b"back",)
     if not names:
         return spans, len(data)
     root_end = _rfind(data, b"</")
@@ -318,6 +325,10 @@ def _last_children(
         closing_of_start = _find(data, b">", after, end)
         if closing_of_start == -1 or data[closing_of_start - 1] == _SLASH:
             break
+        if name == b"back" and _find(data, back_unless, closing_of_start, end) != -1:
+            break  # it holds what is read
         spans.append((closing_of_start + 1, end))
         start = opening
+        if name == b"back":
+            break  # (the body is before it)
     return spans, start
