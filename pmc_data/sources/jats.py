@@ -26,7 +26,7 @@ by element, took most of the time an article took.
 Before parsing, what the options never read (reference lists, supplementary material, the
 front matter the paper removes, figures and tables when dropped, formulae as placeholders,
 sub-articles when not kept) is cut from the bytes where that is provably harmless
-(:mod:`pmc_data.sources.unread`): lxml parses about two fifths of an eLife article's bytes,
+(:mod:`pmc_data.sources.unread`): lxml parses about a third of an eLife article's bytes,
 and the article read is the one the whole document gives.
 """
 
