@@ -32,6 +32,7 @@ and the article read is the one the whole document gives.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterator
@@ -472,12 +473,13 @@ _FLOATS = ((b"fig-group", b"fig"), (b"table-wrap-group", b"table-wrap"))
 _FORMULAS = ((b"inline-formula",), (b"disp-formula",))
 
 
-def _unread(options: JatsOptions) -> tuple[tuple[tuple[bytes, ...], ...], ...]:
+@functools.cache  # (one per options: computed once, not for every article)
+def _unread(options: JatsOptions) -> tuple:
     """What ``options`` never read, as :func:`unread_contents` takes it: the names cut
-    anywhere (formulae too, as placeholders), those cut before the body, and those cut
-    where they are the root's last
-    children (sub-articles, unless kept; the floats group, whose figures and tables are all
-    the stylesheet reads of it)."""
+    anywhere (formulae too, as placeholders), those cut before the body, those cut where
+    they are the root's last children (sub-articles, unless kept; the floats group, whose
+    figures and tables are all the stylesheet reads of it), and what the back matter must
+    not hold to be cut whole."""
     floats = (options.figures, options.tables, options.formulas) == ("drop", "drop", "placeholder")
     formulas = _FORMULAS if options.formulas == "placeholder" else ()
     anywhere = (_FLOATS if floats else ()) + formulas + _NEVER_READ
